@@ -1,25 +1,32 @@
 # ibkr-oauth developer tasks. `make ci` is what .ci/run runs on a fresh machine.
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
+# Features to build and test beyond the defaults. Not --all-features: that would switch on the
+# generated crate's `native-tls` feature and with it OpenSSL.
+FEATURES ?= --features ibkr-oauth/blocking
 
-.PHONY: build test lint fmt doc regenerate check-generated ci demo bench
+.PHONY: build test lint fmt doc regenerate check-generated no-openssl interop ci demo bench
 
 build:
 	$(CARGO) build --workspace --all-targets
 
 ## The README's test command.
 test:
-	$(CARGO) test --workspace --all-features
+	$(CARGO) test --workspace $(FEATURES)
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --workspace --all-targets $(FEATURES) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
 doc:
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps $(FEATURES)
+
+## The main job with no IBKR account: a local sandbox, a fresh key, the whole token flow.
+demo:
+	$(CARGO) run -p ibkr-oauth-cli -- demo
 
 regenerate:
 	scripts/regenerate
@@ -27,7 +34,18 @@ regenerate:
 check-generated:
 	scripts/check-generated
 
+## rustls only: OpenSSL must not be anywhere in the dependency tree.
+no-openssl:
+	@if $(CARGO) tree --workspace -e normal,build $(FEATURES) -i openssl-sys >/dev/null 2>&1; then \
+		echo "openssl-sys is in the dependency tree:"; \
+		$(CARGO) tree --workspace -e normal,build $(FEATURES) -i openssl-sys; exit 1; \
+	else echo "no-openssl: ok (no openssl-sys in the tree)"; fi
+
+## Assertions signed by the SDK verified by PyJWT (Python), with the public key.
+interop:
+	scripts/pyjwt-interop
+
 bench:
 	$(CARGO) bench --workspace
 
-ci: lint test doc check-generated
+ci: lint no-openssl test doc check-generated interop demo

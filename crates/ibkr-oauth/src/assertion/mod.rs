@@ -1,8 +1,34 @@
 //! Client assertions (RFC 7521 / RFC 7523): the signed JWT that authenticates the client.
+//!
+//! A [`PrivateKey`] is read once (PEM: PKCS#8, PKCS#1, SEC1, encrypted PKCS#8), a [`Signer`]
+//! holds it with the client id and key id, and every token request asks the signer for a fresh
+//! [`ClientAssertion`]:
+//!
+//! ```no_run
+//! use ibkr_oauth::assertion::{PrivateKey, Signer};
+//!
+//! let key = PrivateKey::from_pem_file("private.pem")?;
+//! let signer = Signer::builder("my-client-id", "main", key).build()?; // RS256, aud "/token"
+//! let assertion = signer.sign()?; // a new JWS, jti and iat/exp on every call
+//! # Ok::<(), ibkr_oauth::Error>(())
+//! ```
+
+pub(crate) mod algorithm;
+mod jws;
+pub(crate) mod key;
+mod pem;
+mod signer;
 
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
+
+pub use algorithm::{Algorithm, KeyType};
+pub use key::{KeySource, PrivateKey};
+pub use signer::{
+    DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, DEFAULT_LIFETIME, MAX_CLOCK_SKEW, MAX_LIFETIME,
+    MIN_LIFETIME, Signer, SignerBuilder,
+};
 
 /// A compact JWS client assertion, held as a secret from the moment it exists until it goes
 /// on the wire. Prints as `[redacted]`.

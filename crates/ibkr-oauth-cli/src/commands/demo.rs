@@ -1,0 +1,232 @@
+//! `ibkr-oauth demo`: the whole flow with no IBKR account. It starts the sandbox in process,
+//! registers a fresh key with it as one registers a key with IBKR, and gets tokens through the
+//! SDK's [`TokenProvider`]: sign, request, cache hit, invalidation, a retried server error, and
+//! a refusal. Every step is printed; no secret is.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ibkr_oauth::provider::{RetryPolicy, TokenProvider};
+use ibkr_oauth::{ExposeSecret, PrivateKey, Signer, Token, TokenClient, TokenRequest};
+use ibkr_oauth_sandbox::{Fault, Outcome, RegisteredClient, RunningSandbox, Sandbox};
+
+use super::{decode_jws, describe_key, emit};
+use crate::cli::DemoArgs;
+use crate::config::USER_AGENT;
+use crate::error::Error;
+use crate::output::{self, LocalTime};
+
+/// The demo's client id.
+pub const CLIENT_ID: &str = "demo-client";
+/// The demo's key id.
+pub const KEY_ID: &str = "main";
+/// The scope the demo asks for (the one IBKR's own clients ask for).
+pub const SCOPE: &str = "sso-sessions.write";
+
+/// Runs the demo, printing each step to `out`.
+///
+/// # Errors
+/// Whatever fails along the way (none of it is expected: the sandbox runs in process), or
+/// [`Error::Internal`] if the provider does not behave as documented.
+pub async fn run(args: &DemoArgs, local: &LocalTime, out: &mut dyn Write) -> Result<(), Error> {
+    emit(
+        out,
+        "ibkr-oauth demo: the whole token flow against a local sandbox of IBKR's token endpoint\n\n",
+    )?;
+
+    // 1. The key pair a client makes and registers with IBKR.
+    let key = PrivateKey::generate(args.alg)?;
+    step(
+        out,
+        1,
+        &format!(
+            "generated an {} key pair for {} (the private key stays in memory)",
+            describe_key(&key),
+            args.alg
+        ),
+    )?;
+
+    // 2. The sandbox, with the public key registered under a kid.
+    let registered = RegisteredClient::new(CLIENT_ID)
+        .key_with_algorithm(KEY_ID, args.alg.as_str().parse()?, key.public_key_pem())
+        .allowed_scopes([SCOPE]);
+    let sandbox = Sandbox::builder().client(registered).start().await?;
+    step(
+        out,
+        2,
+        &format!(
+            "started the sandbox at {} and registered client {CLIENT_ID:?} with the public key \
+             under kid {KEY_ID:?}, as you register a key with IBKR",
+            sandbox.base_url()
+        ),
+    )?;
+
+    // 3. One assertion, decoded: what every token request carries.
+    let signer = Signer::builder(CLIENT_ID, KEY_ID, key)
+        .algorithm(args.alg)
+        .build()?;
+    let assertion = signer.sign()?;
+    let (header, claims) = decode_jws(assertion.expose_secret())?;
+    step(
+        out,
+        3,
+        &format!(
+            "signed a client assertion: {}\n     header {header}\n     claims {claims}",
+            output::secret(assertion.expose_secret(), false)
+        ),
+    )?;
+    drop(assertion);
+
+    // 4. The provider's first call: nothing cached, so it signs and asks.
+    let client = TokenClient::builder()
+        .base_url(sandbox.base_url())
+        .user_agent(USER_AGENT)
+        .build()?;
+    let provider = TokenProvider::builder(client.clone(), signer.clone())
+        .scope(SCOPE)
+        .retry_policy(RetryPolicy::default().initial_backoff(Duration::from_millis(50)))
+        .build()?;
+    let first = provider.access_token().await?;
+    step(
+        out,
+        4,
+        &format!(
+            "provider.access_token(): nothing cached, so it signed a fresh assertion and sent \
+             it: POST {} -> {}\n{}",
+            sandbox.token_url(),
+            statuses(&sandbox, 1),
+            output::token_summary(&first, false, local, "     ").trim_end()
+        ),
+    )?;
+
+    // 5. The second call: the cached token, no request.
+    let again = provider.access_token().await?;
+    expect(
+        Arc::ptr_eq(&first, &again) || same_token(&first, &again),
+        "the second access_token() did not return the cached token",
+    )?;
+    expect(sandbox.request_count() == 1, "the cache hit sent a request")?;
+    let claims = sandbox.verify_access_token(first.access_token().expose_secret())?;
+    step(
+        out,
+        5,
+        &format!(
+            "provider.access_token() again: the same token from the cache, at once (the sandbox \
+             still counts 1 request)\n     the sandbox verifies it as a resource server would: \
+             signed by it, sub {:?}, scope {:?}, valid",
+            claims.sub,
+            claims.scope.as_deref().unwrap_or("")
+        ),
+    )?;
+
+    // 6. The API said 401: invalidate, and the provider fetches a new token once.
+    provider.invalidate(&first);
+    let second = provider.access_token().await?;
+    expect(
+        !same_token(&first, &second),
+        "invalidate() did not lead to a new token",
+    )?;
+    step(
+        out,
+        6,
+        &format!(
+            "provider.invalidate(&token), as after a 401 from the API: the provider fetched a \
+             new, different token ({})",
+            statuses(&sandbox, 1)
+        ),
+    )?;
+
+    // 7. A server fault: the provider retries it with a fresh assertion.
+    sandbox.inject_fault(Fault::ServerError, 1);
+    provider.invalidate(&second);
+    let third = provider.access_token().await?;
+    expect(
+        !same_token(&second, &third),
+        "the retried fetch did not give a new token",
+    )?;
+    step(
+        out,
+        7,
+        &format!(
+            "the sandbox fails the next request with a 500 problem, and the token is \
+             invalidated again: the provider retried with a fresh assertion after a short \
+             backoff ({})",
+            statuses(&sandbox, 2)
+        ),
+    )?;
+
+    // 8. A refusal, as `ibkr-oauth token` reports it.
+    let stranger = Signer::builder(CLIENT_ID, "retired-key", PrivateKey::generate(args.alg)?)
+        .algorithm(args.alg)
+        .build()?;
+    let request = TokenRequest::builder()
+        .assertion(stranger.sign()?)
+        .scope(SCOPE)
+        .build()?;
+    let refusal = match client.request_token(&request).await {
+        Err(error @ ibkr_oauth::Error::Problem { .. }) => error,
+        Err(other) => return Err(other.into()),
+        Ok(_) => {
+            return Err(Error::Internal(
+                "the sandbox accepted an assertion signed with an unregistered key".into(),
+            ));
+        }
+    };
+    step(
+        out,
+        8,
+        &format!(
+            "an assertion signed under an unregistered kid is refused with IBKR's problem \
+             format:\n     {refusal}\n     (`ibkr-oauth token` prints such a refusal on stderr \
+             and exits 3)"
+        ),
+    )?;
+
+    let requests = sandbox.request_count();
+    let issued = sandbox.tokens_issued();
+    sandbox.shutdown().await;
+    emit(
+        out,
+        &format!(
+            "\ndone: {requests} requests, {issued} tokens issued, no secret printed.\nNext: \
+             `ibkr-oauth keygen` for your own key pair, register its public key with IBKR, then \
+             `ibkr-oauth token`;\nor `ibkr-oauth sandbox` to develop against a local endpoint.\n"
+        ),
+    )
+}
+
+/// Writes one numbered step.
+fn step(out: &mut dyn Write, number: u32, text: &str) -> Result<(), Error> {
+    emit(out, &format!("{number}. {text}\n"))
+}
+
+/// The statuses of the sandbox's last `count` requests: `500 then 200`.
+fn statuses(sandbox: &RunningSandbox, count: usize) -> String {
+    let requests = sandbox.requests();
+    let start = requests.len().saturating_sub(count);
+    requests
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| match &r.outcome {
+            Outcome::Answered { status, .. } => status.to_string(),
+            Outcome::ConnectionClosed => "connection closed".to_owned(),
+            _ => "no answer".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" then ")
+}
+
+fn same_token(a: &Token, b: &Token) -> bool {
+    a.access_token().expose_secret() == b.access_token().expose_secret()
+}
+
+/// Fails the demo with [`Error::Internal`] when the SDK does not do what it documents.
+fn expect(holds: bool, what: &str) -> Result<(), Error> {
+    if holds {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!("demo: {what}")))
+    }
+}

@@ -1,0 +1,161 @@
+//! `ibkr-oauth sandbox`: the local token endpoint on a loopback port, for one client, until
+//! Ctrl-C; prints the client settings that work against it.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ibkr_oauth::{Algorithm, PrivateKey};
+use ibkr_oauth_sandbox::{RegisteredClient, Sandbox};
+
+use super::keygen::{self, KeyPaths};
+use super::{describe_key, emit};
+use crate::cli::SandboxArgs;
+use crate::error::Error;
+use crate::output::shell_assignment;
+
+/// The line printed once the settings are out and the sandbox serves: a reader of the output
+/// can stop reading there.
+pub const READY_LINE: &str = "# serving; press Ctrl-C to stop";
+
+/// Starts the sandbox, prints its base URL and the client settings, and serves until Ctrl-C
+/// (or SIGTERM).
+///
+/// # Errors
+/// A public key that cannot be read or registered, key files that cannot be written, a port
+/// that cannot be bound.
+pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let (public_pem, generated) = match &args.public_key {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path).map_err(|source| Error::File {
+                action: "read the public key",
+                path: path.clone(),
+                source,
+            })?;
+            (pem, None)
+        }
+        None => {
+            let algorithm = args.alg.unwrap_or_default();
+            let paths = match &args.files.out {
+                Some(_) => KeyPaths::resolve(&args.files, Path::new(".")),
+                None if args.files.private_key_file.is_some()
+                    && args.files.public_key_file.is_some() =>
+                {
+                    KeyPaths::resolve(&args.files, Path::new("."))
+                }
+                None => KeyPaths::resolve(&args.files, &fresh_temp_dir()?),
+            };
+            keygen::check_free(&paths, args.files.force)?;
+            let key = PrivateKey::generate(algorithm)?;
+            keygen::write_key_pair(&key, &paths, args.files.force)?;
+            let public = key.public_key_pem();
+            (public, Some((paths, describe_key(&key), algorithm)))
+        }
+    };
+    let client = RegisteredClient::new(&args.client_id);
+    let client = match args.alg {
+        Some(alg) => client.key_with_algorithm(&args.key_id, sandbox_algorithm(alg)?, public_pem),
+        None => client.key(&args.key_id, public_pem),
+    };
+    let running = Sandbox::builder()
+        .client(client)
+        .audience(&args.audience)
+        .expires_in(Duration::from_secs(args.expires_in))
+        .start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+        .await?;
+
+    let mut text = format!(
+        "# ibkr-oauth sandbox: a local stand-in of IBKR's token endpoint\n# base URL: {}\n# token \
+         endpoint: POST {}\n",
+        running.base_url(),
+        running.token_url()
+    );
+    let private_key = match &generated {
+        Some((paths, description, algorithm)) => {
+            text.push_str(&format!(
+                "# generated an {description} key pair for {algorithm}: {} (mode 0600) and {}\n",
+                keygen::absolute(&paths.private).display(),
+                keygen::absolute(&paths.public).display(),
+            ));
+            Some(keygen::absolute(&paths.private))
+        }
+        None => None,
+    };
+    text.push_str("# client settings:\n");
+    let mut export = |name: &str, value: &str| {
+        text.push_str(&format!("export {}\n", shell_assignment(name, value)));
+    };
+    export("IBKR_BASE_URL", &running.base_url());
+    export("IBKR_CLIENT_ID", &args.client_id);
+    export("IBKR_KEY_ID", &args.key_id);
+    if let Some(path) = &private_key {
+        export("IBKR_PRIVATE_KEY", &path.to_string_lossy());
+    }
+    export("IBKR_AUDIENCE", running.audience());
+    let algorithm = args.alg.or(generated.as_ref().map(|g| g.2));
+    if let Some(alg) = algorithm.filter(|a| keygen::needs_alg_setting(*a)) {
+        export("IBKR_ALG", alg.as_str());
+    }
+    if private_key.is_none() {
+        if let Some(public) = &args.public_key {
+            text.push_str(&format!(
+                "# and IBKR_PRIVATE_KEY: the private key file that belongs to {}\n",
+                public.display()
+            ));
+        }
+    }
+    text.push_str("# then, in another shell: ibkr-oauth token\n");
+    text.push_str(READY_LINE);
+    text.push('\n');
+    emit(out, &text)?;
+
+    wait_for_stop().await?;
+    running.shutdown().await;
+    emit(out, "# sandbox stopped\n")
+}
+
+/// The sandbox's name for an SDK algorithm.
+fn sandbox_algorithm(alg: Algorithm) -> Result<ibkr_oauth_sandbox::Algorithm, Error> {
+    Ok(alg.as_str().parse()?)
+}
+
+/// A new directory, only for this user, in the system's temporary directory.
+fn fresh_temp_dir() -> Result<PathBuf, Error> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "ibkr-oauth-sandbox-{}-{nanos:09}",
+        std::process::id()
+    ));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(&dir).map_err(|source| Error::File {
+        action: "create the directory",
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+/// Returns on Ctrl-C, or SIGTERM on Unix.
+async fn wait_for_stop() -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.map_err(Error::Signal),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(Error::Signal)
+    }
+}

@@ -1,0 +1,38 @@
+//! `ibkr-oauth token`: one token request, one attempt, printed as a summary, JSON or raw.
+
+use std::io::Write;
+
+use ibkr_oauth::ExposeSecret;
+
+use super::emit;
+use crate::cli::TokenArgs;
+use crate::config;
+use crate::error::Error;
+use crate::output::{self, LocalTime};
+
+/// Fetches a token with the settings of `args` and prints it.
+///
+/// # Errors
+/// Configuration errors before any I/O; the token request's error (a problem, a transport
+/// failure, an invalid response) after.
+pub async fn run(args: &TokenArgs, local: &LocalTime, out: &mut dyn Write) -> Result<(), Error> {
+    let client = config::client(&args.client)?;
+    let signer = config::signer(&args.client)?;
+    // Signed last, so that the assertion is as fresh as it can be when it leaves.
+    let request = config::request(&args.client, &signer)?;
+    let token = client.request_token(&request).await?;
+    let text = if args.raw {
+        format!("{}\n", token.access_token().expose_secret())
+    } else if args.json {
+        format!("{:#}\n", output::token_json(&token, args.reveal))
+    } else {
+        format!(
+            "got an access token from {} (client {}, kid {})\n{}",
+            client.token_url(),
+            signer.client_id(),
+            signer.key_id(),
+            output::token_summary(&token, args.reveal, local, "  ")
+        )
+    };
+    emit(out, &text)
+}

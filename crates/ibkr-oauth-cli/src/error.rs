@@ -1,0 +1,61 @@
+//! The one error type of the command; [`exit`](crate::exit) maps each to its exit code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything that can make a command fail. Each message says what happened and what to do,
+/// and none holds a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is missing or unusable (the message names the flag and the variable).
+    #[error("{0}")]
+    Config(String),
+    /// The SDK failed: configuration, key, signing, or the token request itself.
+    #[error("{0}")]
+    Sdk(Arc<ibkr_oauth::Error>),
+    /// The sandbox could not be configured or started.
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] ibkr_oauth_sandbox::Error),
+    /// A file to write exists and `--force` was not given.
+    #[error("{} already exists; pass --force to overwrite it, or choose another path", path.display())]
+    FileExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file or directory could not be written or read.
+    #[error("could not {action} {}: {source}; check the path and its permissions", path.display())]
+    File {
+        /// What was being done (`create`, `write`, `read`...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The results could not be written to stdout (a closed pipe...).
+    #[error("could not write the output: {0}")]
+    Output(#[source] std::io::Error),
+    /// The async runtime could not be started.
+    #[error("could not start the async runtime: {0}; retry")]
+    Runtime(#[source] std::io::Error),
+    /// Waiting for Ctrl-C failed.
+    #[error("could not wait for Ctrl-C: {0}")]
+    Signal(#[source] std::io::Error),
+    /// Something the SDK promises did not hold (a bug to report).
+    #[error("{0}; this is a bug, please report it")]
+    Internal(String),
+}
+
+impl From<ibkr_oauth::Error> for Error {
+    fn from(error: ibkr_oauth::Error) -> Self {
+        Error::Sdk(Arc::new(error))
+    }
+}
+
+impl From<Arc<ibkr_oauth::Error>> for Error {
+    fn from(error: Arc<ibkr_oauth::Error>) -> Self {
+        Error::Sdk(error)
+    }
+}

@@ -1,0 +1,173 @@
+//! Shared by the end-to-end tests: the real binary with a clean environment, a sandbox running
+//! in the test process (on its own runtime) with a key written to a temporary directory, and
+//! the checks that no secret reached the output.
+#![allow(dead_code, missing_docs)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use ibkr_oauth::{Algorithm, ExposeSecret, PrivateKey};
+use ibkr_oauth_sandbox::{RunningSandbox, Sandbox};
+use tempfile::TempDir;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_ibkr-oauth");
+
+pub const CLIENT_ID: &str = "cli-test-client";
+pub const KEY_ID: &str = "main";
+
+/// Every variable the command reads: removed so that the caller's environment never leaks in.
+pub const VARS: [&str; 7] = [
+    "IBKR_CLIENT_ID",
+    "IBKR_KEY_ID",
+    "IBKR_PRIVATE_KEY",
+    "IBKR_SCOPE",
+    "IBKR_BASE_URL",
+    "IBKR_AUDIENCE",
+    "IBKR_ALG",
+];
+
+/// The binary, with none of the command's variables set.
+pub fn cli() -> Command {
+    let mut command = Command::new(BIN);
+    for var in VARS {
+        command.env_remove(var);
+    }
+    command
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    command
+}
+
+/// What a run printed, and its exit code.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(command: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("the binary runs");
+    Run {
+        code: status
+            .code()
+            .expect("the binary exited, not killed by a signal"),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+    }
+}
+
+impl Run {
+    /// The run failed with `code` and said why on stderr in one line, without a panic.
+    pub fn assert_error(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "{self:#?}");
+        assert!(self.stdout.is_empty(), "{self:#?}");
+        assert_eq!(self.stderr.lines().count(), 1, "one line: {self:#?}");
+        assert!(self.stderr.starts_with("ibkr-oauth: "), "{self:#?}");
+        assert!(!self.stderr.contains("panicked"), "{self:#?}");
+        assert!(!self.stderr.contains("backtrace"), "{self:#?}");
+        self.stderr.trim_end()
+    }
+
+    pub fn assert_success(&self) -> &str {
+        assert_eq!(self.code, 0, "{self:#?}");
+        assert!(self.stderr.is_empty(), "{self:#?}");
+        &self.stdout
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// No JWT (an access token or an assertion: both start `eyJ`) and no private key in the output.
+pub fn assert_no_jwt_or_key(run: &Run) {
+    let all = run.all();
+    assert!(!all.contains("eyJ"), "a JWT was printed: {run:#?}");
+    assert!(
+        !all.contains("PRIVATE KEY"),
+        "a private key was printed: {run:#?}"
+    );
+}
+
+/// A sandbox on its own runtime in the test process, with one client whose key lies in a
+/// temporary directory.
+pub struct TestSandbox {
+    // Declared first: dropped (stopping the server) before the runtime it runs on.
+    pub running: RunningSandbox,
+    pub runtime: tokio::runtime::Runtime,
+    pub dir: TempDir,
+    pub private_key: PathBuf,
+    pub private_pem: String,
+}
+
+impl TestSandbox {
+    /// ES256: quick to generate. The demo and keygen tests cover RSA.
+    pub fn start() -> Self {
+        Self::start_with(Algorithm::ES256)
+    }
+
+    pub fn start_with(algorithm: Algorithm) -> Self {
+        let key = PrivateKey::generate(algorithm).expect("a key");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let private_key = dir.path().join("private.pem");
+        let private_pem = key.to_pkcs8_pem().expect("PEM").to_string();
+        std::fs::write(&private_key, &private_pem).expect("the key is written");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let running = runtime
+            .block_on(
+                Sandbox::builder()
+                    .client_key(CLIENT_ID, KEY_ID, key.public_key_pem())
+                    .start(),
+            )
+            .expect("the sandbox starts");
+        Self {
+            running,
+            runtime,
+            dir,
+            private_key,
+            private_pem,
+        }
+    }
+
+    /// The binary, configured through the environment for this sandbox's client.
+    pub fn cli(&self) -> Command {
+        let mut command = cli();
+        command
+            .env("IBKR_BASE_URL", self.running.base_url())
+            .env("IBKR_CLIENT_ID", CLIENT_ID)
+            .env("IBKR_KEY_ID", KEY_ID)
+            .env("IBKR_PRIVATE_KEY", &self.private_key);
+        command
+    }
+
+    /// Checks [`assert_no_jwt_or_key`], and that no assertion the sandbox received and no line
+    /// of the private key's body appears in the output.
+    pub fn assert_no_secret(&self, run: &Run) {
+        assert_no_jwt_or_key(run);
+        let all = run.all();
+        for request in self.running.requests() {
+            if let Some(assertion) = &request.form.client_assertion {
+                assert!(!all.contains(assertion.expose_secret()), "{run:#?}");
+            }
+        }
+        for line in self.private_pem.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!all.contains(line), "{run:#?}");
+        }
+    }
+}
+
+/// A loopback port with nothing listening on it (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}

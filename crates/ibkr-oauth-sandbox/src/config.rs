@@ -1,0 +1,571 @@
+//! Configuration: registered clients and the endpoint's policy, validated once in `build()`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use jsonwebtoken::DecodingKey;
+
+use crate::key::{KeyType, parse_public_key};
+use crate::{Algorithm, Error, RunningSandbox};
+
+/// The audience IBKR's clients put in their assertions: a relative value, not the endpoint URL.
+pub const DEFAULT_AUDIENCE: &str = "/token";
+/// IBKR's access token lifetime in its published example, in seconds.
+pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(86_399);
+/// How far ahead of the sandbox's clock an assertion's `exp` may lie by default.
+pub const DEFAULT_MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
+/// How far ahead of the sandbox's clock an assertion's `iat` (and `nbf`) may lie by default.
+pub const DEFAULT_IAT_TOLERANCE: Duration = Duration::from_secs(60);
+/// How many requests the log keeps by default (the oldest go first).
+pub const DEFAULT_REQUEST_LOG_CAPACITY: usize = 10_000;
+/// The largest request body the sandbox reads by default, in bytes. A token request is about
+/// 1 KiB; the cap keeps a hostile body from costing memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A client as registered with IBKR: a client id, its public key(s) and what scopes it may get.
+///
+/// ```
+/// use ibkr_oauth_sandbox::{Algorithm, RegisteredClient};
+/// # let rsa_public_pem = "";
+/// let client = RegisteredClient::new("my-client")
+///     .key_with_algorithm("main", Algorithm::Rs256, rsa_public_pem)
+///     .allowed_scopes(["sso-sessions.write", "echo.read"])
+///     .default_scopes(["sso-sessions.write"]);
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct RegisteredClient {
+    id: String,
+    keys: Vec<KeySpec>,
+    allowed_scopes: Option<Vec<String>>,
+    default_scopes: Vec<String>,
+}
+
+#[derive(Clone)]
+struct KeySpec {
+    kid: String,
+    algorithm: Option<Algorithm>,
+    pem: String,
+}
+
+impl RegisteredClient {
+    /// A client with this client id (the assertion's `iss` and `sub`), no key yet, allowed any
+    /// scope, and granted no scope when it asks for none.
+    pub fn new(client_id: impl Into<String>) -> Self {
+        Self {
+            id: client_id.into(),
+            keys: Vec::new(),
+            allowed_scopes: None,
+            default_scopes: Vec::new(),
+        }
+    }
+
+    /// Registers a public key under `kid`, bound to the algorithm its type implies: RS256 for
+    /// RSA, ES256 for P-256, EdDSA for Ed25519. `public_key_pem` is PEM SubjectPublicKeyInfo
+    /// (`-----BEGIN PUBLIC KEY-----`); it is checked by [`SandboxBuilder::build`].
+    pub fn key(mut self, kid: impl Into<String>, public_key_pem: impl Into<String>) -> Self {
+        self.keys.push(KeySpec {
+            kid: kid.into(),
+            algorithm: None,
+            pem: public_key_pem.into(),
+        });
+        self
+    }
+
+    /// Registers a public key under `kid`, bound to `algorithm` (for instance PS256 for an RSA
+    /// key). A key whose type does not fit the algorithm fails [`SandboxBuilder::build`].
+    pub fn key_with_algorithm(
+        mut self,
+        kid: impl Into<String>,
+        algorithm: Algorithm,
+        public_key_pem: impl Into<String>,
+    ) -> Self {
+        self.keys.push(KeySpec {
+            kid: kid.into(),
+            algorithm: Some(algorithm),
+            pem: public_key_pem.into(),
+        });
+        self
+    }
+
+    /// Limits the scopes this client may ask for; a request for any other is refused. Without
+    /// this call every syntactically valid scope is granted.
+    pub fn allowed_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The scopes granted when a request names none (no `scope` field).
+    pub fn default_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.default_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl fmt::Debug for RegisteredClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredClient")
+            .field("id", &self.id)
+            .field(
+                "kids",
+                &self.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+            )
+            .field("allowed_scopes", &self.allowed_scopes)
+            .field("default_scopes", &self.default_scopes)
+            .finish()
+    }
+}
+
+/// Builds a [`Sandbox`]: registered clients and the endpoint's policy.
+///
+/// Start from [`Sandbox::builder`]; every setting has IBKR's value (or a permissive one) as its
+/// default, and nothing is checked until [`build`](Self::build) or [`start`](Self::start).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SandboxBuilder {
+    clients: Vec<RegisteredClient>,
+    audience: String,
+    expires_in: Duration,
+    max_assertion_lifetime: Duration,
+    iat_tolerance: Duration,
+    clock_offset_secs: i64,
+    request_log_capacity: usize,
+    max_body_bytes: usize,
+}
+
+impl Default for SandboxBuilder {
+    fn default() -> Self {
+        Self {
+            clients: Vec::new(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            expires_in: DEFAULT_EXPIRES_IN,
+            max_assertion_lifetime: DEFAULT_MAX_ASSERTION_LIFETIME,
+            iat_tolerance: DEFAULT_IAT_TOLERANCE,
+            clock_offset_secs: 0,
+            request_log_capacity: DEFAULT_REQUEST_LOG_CAPACITY,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+impl SandboxBuilder {
+    /// Registers a client.
+    pub fn client(mut self, client: RegisteredClient) -> Self {
+        self.clients.push(client);
+        self
+    }
+
+    /// Shorthand for one client with one key, its algorithm implied by the key's type.
+    pub fn client_key(
+        self,
+        client_id: impl Into<String>,
+        kid: impl Into<String>,
+        public_key_pem: impl Into<String>,
+    ) -> Self {
+        self.client(RegisteredClient::new(client_id).key(kid, public_key_pem))
+    }
+
+    /// The `aud` every assertion must carry (default [`DEFAULT_AUDIENCE`], `/token`).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// The access token lifetime, sent as `expires_in` in whole seconds (default 86399 s).
+    pub fn expires_in(mut self, lifetime: Duration) -> Self {
+        self.expires_in = lifetime;
+        self
+    }
+
+    /// How far ahead of the sandbox's clock an assertion's `exp` may lie (default 300 s).
+    pub fn max_assertion_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_assertion_lifetime = lifetime;
+        self
+    }
+
+    /// How far ahead of the sandbox's clock an assertion's `iat` or `nbf` may lie (default 60 s).
+    pub fn iat_tolerance(mut self, tolerance: Duration) -> Self {
+        self.iat_tolerance = tolerance;
+        self
+    }
+
+    /// Starts the sandbox's clock this many seconds ahead of (positive) or behind (negative) the
+    /// system clock; [`RunningSandbox::set_clock_offset`] changes it later.
+    pub fn clock_offset(mut self, offset_secs: i64) -> Self {
+        self.clock_offset_secs = offset_secs;
+        self
+    }
+
+    /// How many requests the log keeps (default 10 000); older ones are dropped first. The
+    /// request count is not affected.
+    pub fn request_log_capacity(mut self, capacity: usize) -> Self {
+        self.request_log_capacity = capacity;
+        self
+    }
+
+    /// The largest request body read, in bytes (default 64 KiB); a larger one is refused.
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// Checks every setting and key, and returns the sandbox ready to start.
+    ///
+    /// # Errors
+    /// [`Error::NoClient`], [`Error::ClientWithoutKey`], [`Error::InvalidPublicKey`],
+    /// [`Error::KeyAlgorithmMismatch`], [`Error::DuplicateKid`], [`Error::DuplicateClient`] or
+    /// [`Error::InvalidSetting`], each naming what to fix.
+    pub fn build(self) -> Result<Sandbox, Error> {
+        let invalid =
+            |setting: &'static str, reason: String| Error::InvalidSetting { setting, reason };
+        if self.clients.is_empty() {
+            return Err(Error::NoClient);
+        }
+        if self.audience.is_empty() {
+            return Err(invalid("audience", "must not be empty".into()));
+        }
+        let expires_in = self.expires_in.as_secs();
+        if expires_in == 0 || i64::try_from(expires_in).is_err() {
+            return Err(invalid("expires_in", "must be at least one second".into()));
+        }
+        let max_assertion_lifetime = secs_i64(self.max_assertion_lifetime);
+        if max_assertion_lifetime == 0 {
+            return Err(invalid(
+                "max_assertion_lifetime",
+                "must be at least one second".into(),
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid(
+                "max_body_bytes",
+                "must be at least 1024 bytes".into(),
+            ));
+        }
+        let mut keys = HashMap::new();
+        let mut clients = HashMap::new();
+        for client in self.clients {
+            if client.id.is_empty() {
+                return Err(invalid("client id", "must not be empty".into()));
+            }
+            if client.keys.is_empty() {
+                return Err(Error::ClientWithoutKey {
+                    client_id: client.id,
+                });
+            }
+            for scope in client
+                .allowed_scopes
+                .iter()
+                .flatten()
+                .chain(&client.default_scopes)
+            {
+                if !crate::verify::is_scope_token(scope) {
+                    return Err(invalid(
+                        "scopes",
+                        format!(
+                            "{scope:?} of client {:?} is not a scope token (RFC 6749 section 3.3)",
+                            client.id
+                        ),
+                    ));
+                }
+            }
+            if let Some(allowed) = &client.allowed_scopes {
+                if let Some(extra) = client.default_scopes.iter().find(|s| !allowed.contains(s)) {
+                    return Err(invalid(
+                        "default_scopes",
+                        format!(
+                            "{extra:?} of client {:?} is not among its allowed scopes",
+                            client.id
+                        ),
+                    ));
+                }
+            }
+            for spec in &client.keys {
+                if spec.kid.is_empty() {
+                    return Err(invalid(
+                        "kid",
+                        format!("a key of client {:?} has an empty kid", client.id),
+                    ));
+                }
+                let parsed = parse_public_key(&spec.kid, &spec.pem)?;
+                let algorithm = spec
+                    .algorithm
+                    .unwrap_or(parsed.key_type.default_algorithm());
+                check_fit(&spec.kid, parsed.key_type, algorithm)?;
+                let entry = KeyEntry {
+                    client_id: client.id.clone(),
+                    algorithm,
+                    key: parsed.decoding_key,
+                };
+                if keys.insert(spec.kid.clone(), entry).is_some() {
+                    return Err(Error::DuplicateKid {
+                        kid: spec.kid.clone(),
+                    });
+                }
+            }
+            let policy = ClientPolicy {
+                allowed_scopes: client.allowed_scopes,
+                default_scopes: client.default_scopes,
+            };
+            if clients.insert(client.id.clone(), policy).is_some() {
+                return Err(Error::DuplicateClient {
+                    client_id: client.id,
+                });
+            }
+        }
+        Ok(Sandbox {
+            config: Config {
+                keys,
+                clients,
+                audience: self.audience,
+                expires_in_secs: expires_in,
+                max_assertion_lifetime_secs: max_assertion_lifetime,
+                iat_tolerance_secs: secs_i64(self.iat_tolerance),
+                request_log_capacity: self.request_log_capacity,
+                max_body_bytes: self.max_body_bytes,
+            },
+            clock_offset_secs: self.clock_offset_secs,
+        })
+    }
+
+    /// Builds and starts the sandbox on `127.0.0.1` at a free port.
+    ///
+    /// # Errors
+    /// Those of [`build`](Self::build) and [`Sandbox::start`].
+    pub async fn start(self) -> Result<RunningSandbox, Error> {
+        self.build()?.start().await
+    }
+
+    /// Builds and starts the sandbox on `addr` (port 0 picks a free one).
+    ///
+    /// # Errors
+    /// Those of [`build`](Self::build) and [`Sandbox::start_on`].
+    pub async fn start_on(self, addr: SocketAddr) -> Result<RunningSandbox, Error> {
+        self.build()?.start_on(addr).await
+    }
+}
+
+fn secs_i64(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn check_fit(kid: &str, key_type: KeyType, algorithm: Algorithm) -> Result<(), Error> {
+    if key_type.fits(algorithm) {
+        Ok(())
+    } else {
+        Err(Error::KeyAlgorithmMismatch {
+            kid: kid.to_owned(),
+            algorithm,
+            key_type: key_type.name(),
+            fits: key_type.fitting().to_owned(),
+        })
+    }
+}
+
+/// A checked sandbox configuration, ready to start.
+///
+/// Made by [`SandboxBuilder::build`]; [`Sandbox::builder`] is where to begin.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub(crate) config: Config,
+    pub(crate) clock_offset_secs: i64,
+}
+
+impl Sandbox {
+    /// A builder with IBKR's defaults and no client yet.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// Starts serving on `127.0.0.1` at a free port. Must be called within a tokio runtime; the
+    /// server runs as a task on it until [`RunningSandbox::shutdown`] or drop.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] when the socket cannot be opened, [`Error::Random`] when the operating
+    /// system gives no randomness for the token secret.
+    pub async fn start(self) -> Result<RunningSandbox, Error> {
+        self.start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+    }
+
+    /// Starts serving on `addr` (port 0 picks a free one). Anything but a loopback address
+    /// exposes a token minter to the network: meant for containers, not for hosts.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_on(self, addr: SocketAddr) -> Result<RunningSandbox, Error> {
+        crate::server::start(self, addr).await
+    }
+}
+
+/// The validated configuration the request handler reads.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) keys: HashMap<String, KeyEntry>,
+    pub(crate) clients: HashMap<String, ClientPolicy>,
+    pub(crate) audience: String,
+    pub(crate) expires_in_secs: u64,
+    pub(crate) max_assertion_lifetime_secs: i64,
+    pub(crate) iat_tolerance_secs: i64,
+    pub(crate) request_log_capacity: usize,
+    pub(crate) max_body_bytes: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct KeyEntry {
+    pub(crate) client_id: String,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) key: DecodingKey,
+}
+
+#[derive(Debug)]
+pub(crate) struct ClientPolicy {
+    pub(crate) allowed_scopes: Option<Vec<String>>,
+    pub(crate) default_scopes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}{name}")).unwrap()
+    }
+
+    #[test]
+    fn infers_the_algorithm_from_the_key_type() {
+        let sandbox = Sandbox::builder()
+            .client(
+                RegisteredClient::new("c")
+                    .key("rsa", fixture("rsa_public.pem"))
+                    .key("ec", fixture("ec_public.pem"))
+                    .key("ed", fixture("ed25519_public.pem"))
+                    .key_with_algorithm("pss", Algorithm::Ps256, fixture("rsa_other_public.pem")),
+            )
+            .build()
+            .unwrap();
+        let alg = |kid: &str| sandbox.config.keys[kid].algorithm;
+        assert_eq!(alg("rsa"), Algorithm::Rs256);
+        assert_eq!(alg("ec"), Algorithm::Es256);
+        assert_eq!(alg("ed"), Algorithm::EdDsa);
+        assert_eq!(alg("pss"), Algorithm::Ps256);
+    }
+
+    #[test]
+    fn refuses_a_key_that_does_not_fit_its_algorithm() {
+        let err = Sandbox::builder()
+            .client(RegisteredClient::new("c").key_with_algorithm(
+                "k",
+                Algorithm::Es256,
+                fixture("rsa_public.pem"),
+            ))
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            &err,
+            Error::KeyAlgorithmMismatch { kid, algorithm: Algorithm::Es256, key_type: "RSA", fits }
+                if kid == "k" && fits == "RS256 or PS256"
+        ));
+        assert_eq!(
+            err.to_string(),
+            "public key \"k\": a RSA key cannot verify ES256; register it for RS256 or PS256 or \
+             register a key of the right type"
+        );
+    }
+
+    #[test]
+    fn refuses_duplicates_and_empty_configurations() {
+        let ed = fixture("ed25519_public.pem");
+        assert!(matches!(Sandbox::builder().build(), Err(Error::NoClient)));
+        assert!(matches!(
+            Sandbox::builder().client(RegisteredClient::new("c")).build(),
+            Err(Error::ClientWithoutKey { client_id }) if client_id == "c"
+        ));
+        assert!(matches!(
+            Sandbox::builder().client_key("a", "main", ed.clone()).client_key("b", "main", ed.clone()).build(),
+            Err(Error::DuplicateKid { kid }) if kid == "main"
+        ));
+        assert!(matches!(
+            Sandbox::builder().client_key("a", "k1", ed.clone()).client_key("a", "k2", ed.clone()).build(),
+            Err(Error::DuplicateClient { client_id }) if client_id == "a"
+        ));
+        assert!(matches!(
+            Sandbox::builder().client_key("", "k", ed.clone()).build(),
+            Err(Error::InvalidSetting {
+                setting: "client id",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Sandbox::builder().client_key("c", "", ed.clone()).build(),
+            Err(Error::InvalidSetting { setting: "kid", .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_out_of_range_settings() {
+        let ed = fixture("ed25519_public.pem");
+        let base = || Sandbox::builder().client_key("c", "k", ed.clone());
+        let setting = |b: SandboxBuilder| match b.build() {
+            Err(Error::InvalidSetting { setting, .. }) => setting,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(setting(base().audience("")), "audience");
+        assert_eq!(
+            setting(base().expires_in(Duration::from_millis(500))),
+            "expires_in"
+        );
+        assert_eq!(
+            setting(base().max_assertion_lifetime(Duration::ZERO)),
+            "max_assertion_lifetime"
+        );
+        assert_eq!(setting(base().max_body_bytes(10)), "max_body_bytes");
+        let scoped =
+            |c: RegisteredClient| setting(Sandbox::builder().client(c.key("k", ed.clone())));
+        assert_eq!(
+            scoped(RegisteredClient::new("c").allowed_scopes(["a b"])),
+            "scopes"
+        );
+        assert_eq!(
+            scoped(
+                RegisteredClient::new("c")
+                    .allowed_scopes(["a.read"])
+                    .default_scopes(["b.read"])
+            ),
+            "default_scopes"
+        );
+    }
+
+    #[test]
+    fn handles_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Sandbox>();
+        send_sync::<SandboxBuilder>();
+        send_sync::<RunningSandbox>();
+        send_sync::<crate::RecordedRequest>();
+        send_sync::<Error>();
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let client = RegisteredClient::new("c").key("main", fixture("ed25519_public.pem"));
+        let shown = format!("{client:?}");
+        assert!(shown.contains("main") && !shown.contains("BEGIN"));
+    }
+}

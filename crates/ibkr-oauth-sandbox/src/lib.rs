@@ -1,0 +1,106 @@
+//! A local stand-in of the Interactive Brokers (IBKR) Web API OAuth 2.0 token endpoint, for
+//! tests and development without an IBKR account.
+//!
+//! It serves `POST /oauth2/api/v1/token` as the project's `openapi.yaml` describes it and checks
+//! what IBKR checks: the form (`grant_type`, `client_assertion_type`, `client_assertion`, the
+//! `scope` bounds), the assertion's signature against the registered public key chosen by
+//! `kid`, the algorithm bound to that key, `iss` = `sub` = the registered client id, `aud`,
+//! `exp` (in the future, not too far), `iat` (not in the future beyond a tolerance) and `jti`
+//! (never twice). A good request gets a `TokenResponse` whose `access_token` is a JWT signed by
+//! the sandbox; every refusal is a `400 application/problem+json` in IBKR's shape whose
+//! `detail` names the check that failed.
+//!
+//! For tests it adds what IBKR cannot do on demand: [faults](Fault) on the next requests, an
+//! adjustable clock (also sent as `Date`), and a [log](RecordedRequest) of what was received.
+//!
+//! # Example
+//! ```
+//! use ibkr_oauth_sandbox::{RegisteredClient, Sandbox};
+//! use jsonwebtoken::{Algorithm, EncodingKey, Header};
+//! # fn pem_body(pem: &str) -> Vec<u8> {
+//! #     use base64::Engine as _;
+//! #     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+//! #     base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+//! # }
+//! # const PUBLIC_KEY: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ed25519_public.pem"));
+//! # const PRIVATE_KEY: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ed25519_private.pem"));
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // PUBLIC_KEY and PRIVATE_KEY: an Ed25519 test key pair, PEM (tests/fixtures).
+//! // Register a client and its public key (PEM SubjectPublicKeyInfo), start on a free port.
+//! let sandbox = Sandbox::builder()
+//!     .client(RegisteredClient::new("my-client").key("main", PUBLIC_KEY))
+//!     .start()
+//!     .await?;
+//!
+//! // Sign an assertion as an IBKR client does (here Ed25519, with a test key).
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let mut header = Header::new(Algorithm::EdDSA);
+//! header.kid = Some("main".into());
+//! let claims = serde_json::json!({
+//!     "iss": "my-client", "sub": "my-client", "aud": "/token",
+//!     "iat": now - 10, "exp": now + 20, "jti": "7f3c0a52",
+//! });
+//! let assertion = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&pem_body(PRIVATE_KEY)))?;
+//!
+//! let form = [
+//!     ("grant_type", "client_credentials"),
+//!     ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+//!     ("client_assertion", assertion.as_str()),
+//!     ("scope", "sso-sessions.write"),
+//! ];
+//! let http = reqwest::Client::new();
+//! let token: serde_json::Value = http.post(sandbox.token_url()).form(&form).send().await?.json().await?;
+//! assert_eq!(token["token_type"], "Bearer");
+//! assert_eq!(token["expires_in"], 86399);
+//!
+//! // The same assertion again is a replay: a 400 problem that says so.
+//! let refused = http.post(sandbox.token_url()).form(&form).send().await?;
+//! assert_eq!(refused.status(), 400);
+//! let problem: serde_json::Value = refused.json().await?;
+//! assert_eq!(problem["detail"], "client_assertion: jti \"7f3c0a52\" was already used (replay)");
+//!
+//! assert_eq!(sandbox.request_count(), 2);
+//! sandbox.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Responses
+//! | when | status | content type | body |
+//! |---|---|---|---|
+//! | accepted | 200 | `application/json` | `TokenResponse`: `access_token`, `token_type` `Bearer`, `scope` (when any is granted), `expires_in` |
+//! | refused | 400 | `application/problem+json` | `{"type":"/simple","title":"Bad Request","status":400,"detail":...}` |
+//! | [`Fault::ServerError`], or a fault of the sandbox | 500 | `application/problem+json` | title `Internal Server Error` |
+//! | [`Fault::TooManyRequests`] | 429 + `Retry-After` | `application/problem+json` | title `Too Many Requests` (not in `openapi.yaml`) |
+//! | another path / method | 404 / 405 | `application/problem+json` | outside the operation |
+//!
+//! Every response carries `Date` from the sandbox's clock and `Cache-Control: no-store`.
+
+mod algorithm;
+mod clock;
+mod config;
+mod crypto;
+mod error;
+mod fault;
+mod key;
+mod log;
+mod response;
+mod server;
+mod token;
+mod verify;
+
+pub use algorithm::Algorithm;
+pub use config::{
+    DEFAULT_AUDIENCE, DEFAULT_EXPIRES_IN, DEFAULT_IAT_TOLERANCE, DEFAULT_MAX_ASSERTION_LIFETIME,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_LOG_CAPACITY, RegisteredClient, Sandbox,
+    SandboxBuilder,
+};
+pub use error::Error;
+pub use fault::Fault;
+pub use log::{Outcome, RecordedForm, RecordedRequest};
+pub use response::PROBLEM_CONTENT_TYPE;
+pub use server::{RunningSandbox, TOKEN_PATH};
+pub use token::{ACCESS_TOKEN_ISSUER, AccessTokenClaims};
+pub use verify::{CLIENT_ASSERTION_TYPE, FORM_CONTENT_TYPE, GRANT_TYPE, SCOPE_LENGTH};

@@ -1,0 +1,167 @@
+//! The request log: what each request carried and how it was answered.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::Fault;
+
+/// One request the sandbox received.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// Arrival order, from 1: the [`request_count`](crate::RunningSandbox::request_count) once
+    /// this request was received (its head and body read).
+    pub seq: u64,
+    /// When it arrived, by the sandbox's (possibly offset) clock.
+    pub received_at: SystemTime,
+    /// The HTTP method.
+    pub method: String,
+    /// The request path (without the query).
+    pub path: String,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The `Accept` header.
+    pub accept: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The body's size in bytes (`None` when it was not read: too large, or not a token request).
+    pub body_len: Option<usize>,
+    /// The form fields, when the body was read as a form.
+    pub form: RecordedForm,
+    /// The assertion's JOSE header, decoded but not verified (`None` when undecodable).
+    pub assertion_header: Option<Value>,
+    /// The assertion's claims, decoded but not verified (`None` when undecodable).
+    pub assertion_claims: Option<Value>,
+    /// The fault this request took, if any.
+    pub fault: Option<Fault>,
+    /// How it was answered.
+    pub outcome: Outcome,
+}
+
+impl RecordedRequest {
+    /// The problem `detail` the request was refused with, if it was.
+    pub fn detail(&self) -> Option<&str> {
+        match &self.outcome {
+            Outcome::Answered { detail, .. } => detail.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The status it was answered with (`None` while pending or when the connection was closed).
+    pub fn status(&self) -> Option<u16> {
+        match self.outcome {
+            Outcome::Answered { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+}
+
+/// The token request's form fields. The first value of each known field is kept apart; the
+/// assertion stays a secret, and is `[redacted]` in `fields`.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RecordedForm {
+    /// `grant_type`.
+    pub grant_type: Option<String>,
+    /// `client_assertion_type`.
+    pub client_assertion_type: Option<String>,
+    /// `scope`.
+    pub scope: Option<String>,
+    /// `client_assertion`, the signed JWS.
+    pub client_assertion: Option<SecretString>,
+    /// Every field in the order received, the assertion's value replaced by `[redacted]`.
+    pub fields: Vec<(String, String)>,
+}
+
+impl RecordedForm {
+    pub(crate) fn from_fields(fields: &[(String, String)]) -> Self {
+        let first = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        Self {
+            grant_type: first("grant_type"),
+            client_assertion_type: first("client_assertion_type"),
+            scope: first("scope"),
+            client_assertion: first("client_assertion").map(SecretString::from),
+            fields: fields
+                .iter()
+                .map(|(k, v)| {
+                    let v = if k == "client_assertion" {
+                        "[redacted]".to_owned()
+                    } else {
+                        v.clone()
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// How a recorded request was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Not answered yet (being handled or stalled).
+    Pending,
+    /// Answered with this status; `detail` is the problem's detail for a problem response.
+    Answered {
+        /// The HTTP status code.
+        status: u16,
+        /// The problem `detail`, for 4xx and 5xx answers.
+        detail: Option<String>,
+    },
+    /// The connection was closed without an answer (an injected fault, or shutdown while stalled).
+    ConnectionClosed,
+}
+
+/// A bounded log: the newest `capacity` requests.
+#[derive(Debug)]
+pub(crate) struct RequestLog {
+    capacity: usize,
+    entries: VecDeque<RecordedRequest>,
+}
+
+impl RequestLog {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, entry: RecordedRequest) {
+        if self.capacity == 0 {
+            return;
+        }
+        while self.entries.len() >= self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+    }
+
+    pub(crate) fn finish(&mut self, seq: u64, outcome: Outcome) {
+        // The entry is near the back: requests finish roughly in arrival order.
+        if let Some(entry) = self.entries.iter_mut().rev().find(|e| e.seq == seq) {
+            entry.outcome = outcome;
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<RecordedRequest> {
+        self.entries.iter().cloned().collect()
+    }
+
+    pub(crate) fn last(&self) -> Option<RecordedRequest> {
+        self.entries.back().cloned()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}

@@ -1,0 +1,139 @@
+//! A lenient PEM reader and writer for key files.
+//!
+//! Lenient on purpose: real key files carry text before the block (`Bag Attributes` from
+//! `openssl pkcs12`), an `EC PARAMETERS` block before the key (`openssl ecparam -genkey`),
+//! CRLF line ends and trailing blank lines. It never panics and copies base64 and DER only into
+//! zeroizing buffers.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use zeroize::Zeroizing;
+
+/// One `-----BEGIN LABEL-----` ... `-----END LABEL-----` block, borrowed from the input.
+pub(crate) struct Block<'a> {
+    /// The label, e.g. `PRIVATE KEY`.
+    pub(crate) label: &'a str,
+    /// Whether RFC 1421 headers mark the body as encrypted (`Proc-Type: 4,ENCRYPTED`), which is
+    /// OpenSSL's legacy encryption of PKCS#1 and SEC1 keys.
+    pub(crate) legacy_encrypted: bool,
+    /// Whether the matching END line was found.
+    pub(crate) terminated: bool,
+    body: Vec<&'a str>,
+}
+
+impl Block<'_> {
+    /// Decodes the base64 body, or `None` if it is not valid base64.
+    pub(crate) fn decode(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let len: usize = self.body.iter().map(|line| line.len()).sum();
+        let mut text = Zeroizing::new(String::with_capacity(len));
+        for line in &self.body {
+            text.extend(line.chars().filter(|c| !c.is_ascii_whitespace()));
+        }
+        // Sized up front so the decoder never reallocates and leaves a copy behind.
+        let mut der = Zeroizing::new(Vec::with_capacity(text.len() / 4 * 3 + 3));
+        STANDARD.decode_vec(text.as_bytes(), &mut der).ok()?;
+        Some(der)
+    }
+}
+
+/// Every PEM block in `text`, in order. Text outside blocks is ignored.
+pub(crate) fn blocks(text: &str) -> Vec<Block<'_>> {
+    let mut found = Vec::new();
+    let mut lines = text.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        let Some(label) = boundary(line, "BEGIN") else {
+            continue;
+        };
+        let mut block = Block {
+            label,
+            legacy_encrypted: false,
+            terminated: false,
+            body: Vec::new(),
+        };
+        for line in lines.by_ref() {
+            if boundary(line, "END") == Some(label) {
+                block.terminated = true;
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                // An RFC 1421 header line; base64 never contains ':'.
+                if name.trim().eq_ignore_ascii_case("Proc-Type")
+                    && value.to_ascii_uppercase().contains("ENCRYPTED")
+                {
+                    block.legacy_encrypted = true;
+                }
+                continue;
+            }
+            block.body.push(line);
+        }
+        found.push(block);
+    }
+    found
+}
+
+/// The label of a `-----BEGIN LABEL-----` (or END) line.
+fn boundary<'a>(line: &'a str, kind: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix("-----")?.strip_suffix("-----")?;
+    let label = rest.strip_prefix(kind)?.strip_prefix(' ')?;
+    Some(label.trim())
+}
+
+/// Encodes `der` as a PEM block with 64-character lines.
+pub(crate) fn encode(label: &str, der: &[u8]) -> Zeroizing<String> {
+    let b64 = Zeroizing::new(STANDARD.encode(der));
+    let mut out = Zeroizing::new(String::with_capacity(
+        b64.len() + b64.len() / 64 + 2 * label.len() + 40,
+    ));
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    // Base64 is ASCII, so every 64-byte chunk is valid UTF-8.
+    for chunk in b64.as_bytes().chunks(64) {
+        out.extend(chunk.iter().map(|&b| char::from(b)));
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_blocks_among_other_text() {
+        let text = "Bag Attributes\r\n-----BEGIN EC PARAMETERS-----\r\nBggqhkjOPQMBBw==\r\n\
+                    -----END EC PARAMETERS-----\r\n-----BEGIN EC PRIVATE KEY-----\r\nAAEC\r\n\
+                    -----END EC PRIVATE KEY-----\r\n\r\n";
+        let found = blocks(text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].label, "EC PARAMETERS");
+        assert_eq!(found[1].label, "EC PRIVATE KEY");
+        assert!(found[1].terminated);
+        assert_eq!(
+            found[1].decode().as_deref().map(Vec::as_slice),
+            Some(&[0u8, 1, 2][..])
+        );
+    }
+
+    #[test]
+    fn notes_legacy_encryption_and_missing_end() {
+        let text = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAEC\n";
+        let found = blocks(text);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].legacy_encrypted);
+        assert!(!found[0].terminated);
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let der: Vec<u8> = (0..=255).collect();
+        let pem = encode("PUBLIC KEY", &der);
+        let found = blocks(&pem);
+        assert_eq!(found[0].label, "PUBLIC KEY");
+        assert_eq!(found[0].decode().as_deref(), Some(&der));
+        assert!(pem.lines().all(|line| line.len() <= 64));
+    }
+}

@@ -1,0 +1,358 @@
+//! The `Signer`: a client id, a key id and a parsed key that sign a fresh assertion on demand.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::SystemRandom;
+
+use super::ClientAssertion;
+use super::algorithm::Algorithm;
+use super::jws::{self, Claims};
+use super::key::PrivateKey;
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+
+/// IBKR's audience: a relative value, not the endpoint URL.
+pub const DEFAULT_AUDIENCE: &str = "/token";
+/// How far `iat` is back-dated, so a server whose clock runs behind still accepts the assertion.
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(10);
+/// How long an assertion stays valid after it is signed.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+/// The largest clock skew [`SignerBuilder::clock_skew`] accepts.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+/// The shortest lifetime [`SignerBuilder::lifetime`] accepts.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
+/// The longest lifetime [`SignerBuilder::lifetime`] accepts: assertions are meant to be short-lived.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// The longest client id, key id or audience accepted.
+const MAX_ID_LEN: usize = 1024;
+
+/// Signs client assertions (RFC 7523 `private_key_jwt`) for one client and key.
+///
+/// Every call to [`sign`](Signer::sign) returns a new compact JWS with header
+/// `{"alg", "typ": "JWT", "kid"}` and claims `iss` = `sub` = client id, `aud` (default
+/// `/token`), `iat` = now - clock skew, `exp` = now + lifetime, a fresh 128-bit random `jti`,
+/// and `nbf` = `iat` if asked for. The key is parsed once; cloning a `Signer` is cheap (an
+/// `Arc`), and it is `Send + Sync`, so one signer serves every request and retry.
+///
+/// ```
+/// use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+///
+/// # let pem = PrivateKey::generate(Algorithm::RS256)?.to_pkcs8_pem()?;
+/// let key = PrivateKey::from_pem(&pem)?; // or PrivateKey::from_pem_file("private.pem")?
+/// let signer = Signer::builder("my-client-id", "main", key).build()?;
+/// let assertion = signer.sign()?;
+/// assert_eq!(assertion.expose_secret().split('.').count(), 3);
+/// assert_eq!(format!("{assertion}"), "[redacted]");
+/// # Ok::<(), ibkr_oauth::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Signer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client_id: String,
+    key_id: String,
+    audience: String,
+    algorithm: Algorithm,
+    key: PrivateKey,
+    clock_skew: Duration,
+    lifetime: Duration,
+    not_before: bool,
+    clock: Arc<dyn Clock>,
+    header: String,
+    rng: SystemRandom,
+}
+
+impl Signer {
+    /// Starts a signer for `client_id` (the `iss` and `sub` claims) and `key_id` (the `kid`
+    /// header: the key id registered with IBKR, often `main`), signing with `key`.
+    pub fn builder(
+        client_id: impl Into<String>,
+        key_id: impl Into<String>,
+        key: PrivateKey,
+    ) -> SignerBuilder {
+        SignerBuilder {
+            client_id: client_id.into(),
+            key_id: key_id.into(),
+            key,
+            algorithm: None,
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            lifetime: DEFAULT_LIFETIME,
+            not_before: false,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Signs a fresh assertion stamped with the signer's clock.
+    ///
+    /// # Errors
+    /// [`Error::ClockOutOfRange`] if the clock reads before 1970 (or absurdly far ahead),
+    /// [`Error::SigningFailed`] if the crypto backend or the system's random source fails.
+    pub fn sign(&self) -> Result<ClientAssertion, Error> {
+        self.sign_at(self.inner.clock.now())
+    }
+
+    /// Signs a fresh assertion as if the time were `now`: for a caller that corrects its clock
+    /// by the server's (a measured offset), and for tests.
+    ///
+    /// # Errors
+    /// As [`sign`](Signer::sign).
+    ///
+    /// ```
+    /// # use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// # let key = PrivateKey::generate(Algorithm::EdDSA)?;
+    /// let signer = Signer::builder("client", "main", key).build()?;
+    /// let server_ahead_by = Duration::from_secs(3);
+    /// let assertion = signer.sign_at(UNIX_EPOCH + Duration::from_secs(1_700_000_000) + server_ahead_by)?;
+    /// # Ok::<(), ibkr_oauth::Error>(())
+    /// ```
+    pub fn sign_at(&self, now: SystemTime) -> Result<ClientAssertion, Error> {
+        let inner = &*self.inner;
+        let since_epoch = now
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| Error::ClockOutOfRange)?;
+        let iat = since_epoch
+            .checked_sub(inner.clock_skew)
+            .ok_or(Error::ClockOutOfRange)?
+            .as_secs();
+        let exp = since_epoch
+            .checked_add(inner.lifetime)
+            .ok_or(Error::ClockOutOfRange)?
+            .as_secs();
+        let jti = jws::random_jti(inner.algorithm)?;
+        let claims = Claims {
+            iss: &inner.client_id,
+            sub: &inner.client_id,
+            aud: &inner.audience,
+            iat,
+            exp,
+            nbf: inner.not_before.then_some(iat),
+            jti: &jti,
+        };
+        jws::sign(
+            inner.key.pair(),
+            inner.algorithm,
+            &inner.rng,
+            &inner.header,
+            &claims,
+        )
+    }
+
+    /// The client id: the `iss` and `sub` claims.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The key id: the `kid` header.
+    pub fn key_id(&self) -> &str {
+        &self.inner.key_id
+    }
+
+    /// The signature algorithm: the `alg` header.
+    pub fn algorithm(&self) -> Algorithm {
+        self.inner.algorithm
+    }
+
+    /// The `aud` claim.
+    pub fn audience(&self) -> &str {
+        &self.inner.audience
+    }
+
+    /// How far `iat` is back-dated from now.
+    pub fn clock_skew(&self) -> Duration {
+        self.inner.clock_skew
+    }
+
+    /// How far `exp` lies after now.
+    pub fn lifetime(&self) -> Duration {
+        self.inner.lifetime
+    }
+
+    /// The signing key (its public half is what the server verifies with).
+    pub fn key(&self) -> &PrivateKey {
+        &self.inner.key
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("Signer")
+            .field("client_id", &inner.client_id)
+            .field("key_id", &inner.key_id)
+            .field("algorithm", &inner.algorithm)
+            .field("audience", &inner.audience)
+            .field("clock_skew", &inner.clock_skew)
+            .field("lifetime", &inner.lifetime)
+            .field("not_before", &inner.not_before)
+            .field("clock", &inner.clock)
+            .field("key", &inner.key)
+            .finish()
+    }
+}
+
+impl fmt::Display for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} assertion signer for client {} (kid {})",
+            self.inner.algorithm, self.inner.client_id, self.inner.key_id
+        )
+    }
+}
+
+/// Configures a [`Signer`]; [`build`](SignerBuilder::build) checks every setting.
+///
+/// ```
+/// use std::time::Duration;
+/// use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+///
+/// # let key = PrivateKey::generate(Algorithm::PS256)?;
+/// let signer = Signer::builder("my-client-id", "main", key)
+///     .algorithm(Algorithm::PS256)
+///     .audience("https://api.ibkr.com/oauth2/api/v1/token")
+///     .clock_skew(Duration::from_secs(5))
+///     .lifetime(Duration::from_secs(20))
+///     .build()?;
+/// assert_eq!(signer.algorithm(), Algorithm::PS256);
+/// # Ok::<(), ibkr_oauth::Error>(())
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct SignerBuilder {
+    client_id: String,
+    key_id: String,
+    key: PrivateKey,
+    algorithm: Option<Algorithm>,
+    audience: String,
+    clock_skew: Duration,
+    lifetime: Duration,
+    not_before: bool,
+    clock: Arc<dyn Clock>,
+}
+
+impl SignerBuilder {
+    /// The signature algorithm. Default: `RS256` (IBKR's) for an RSA key, `ES256` for a P-256
+    /// key, `EdDSA` for an Ed25519 key. A key that cannot sign the chosen algorithm is refused
+    /// by [`build`](SignerBuilder::build).
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = Some(algorithm);
+        self
+    }
+
+    /// The `aud` claim. Default: `/token`, IBKR's value; other servers want their token
+    /// endpoint's URL.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// How far `iat` is back-dated (`iat` = now - skew), for servers whose clock runs behind.
+    /// Default 10 s; at most 5 minutes.
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// How long an assertion is valid (`exp` = now + lifetime). Default 60 s; from 1 s to
+    /// 10 minutes.
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Also sends `nbf` (= `iat`). Default: off, as IBKR's own clients do.
+    pub fn not_before(mut self, include: bool) -> Self {
+        self.not_before = include;
+        self
+    }
+
+    /// The clock that stamps `iat` and `exp`. Default: the system clock; tests pin it.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the settings and builds the signer.
+    ///
+    /// # Errors
+    /// [`Error::KeyAlgorithmMismatch`] if the key cannot sign the chosen algorithm;
+    /// [`Error::InvalidSigner`] for an empty or oversized client id, key id or audience, or a
+    /// clock skew or lifetime out of bounds.
+    pub fn build(self) -> Result<Signer, Error> {
+        check_text("client id", &self.client_id)?;
+        check_text("key id", &self.key_id)?;
+        check_text("audience", &self.audience)?;
+        if self.clock_skew > MAX_CLOCK_SKEW {
+            return Err(Error::InvalidSigner(format!(
+                "clock skew {:?} is over the maximum of {:?}; a few seconds is enough",
+                self.clock_skew, MAX_CLOCK_SKEW
+            )));
+        }
+        if !(MIN_LIFETIME..=MAX_LIFETIME).contains(&self.lifetime) {
+            return Err(Error::InvalidSigner(format!(
+                "lifetime {:?} is outside {:?} to {:?}; assertions are meant to be short-lived",
+                self.lifetime, MIN_LIFETIME, MAX_LIFETIME
+            )));
+        }
+        let key_type = self.key.key_type();
+        let algorithm = self
+            .algorithm
+            .unwrap_or_else(|| key_type.default_algorithm());
+        if algorithm.key_type() != key_type {
+            return Err(Error::KeyAlgorithmMismatch {
+                origin: self.key.source().clone(),
+                key_type,
+                algorithm,
+            });
+        }
+        let header = jws::header_segment(algorithm, &self.key_id)?;
+        Ok(Signer {
+            inner: Arc::new(Inner {
+                client_id: self.client_id,
+                key_id: self.key_id,
+                audience: self.audience,
+                algorithm,
+                key: self.key,
+                clock_skew: self.clock_skew,
+                lifetime: self.lifetime,
+                not_before: self.not_before,
+                clock: self.clock,
+                header,
+                rng: SystemRandom::new(),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for SignerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignerBuilder")
+            .field("client_id", &self.client_id)
+            .field("key_id", &self.key_id)
+            .field("algorithm", &self.algorithm)
+            .field("audience", &self.audience)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_text(what: &str, value: &str) -> Result<(), Error> {
+    if value.trim().is_empty() {
+        return Err(Error::InvalidSigner(format!(
+            "the {what} is empty; pass the value registered with the server"
+        )));
+    }
+    if value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+        return Err(Error::InvalidSigner(format!(
+            "the {what} is over {MAX_ID_LEN} bytes or holds control characters; pass the value \
+             registered with the server"
+        )));
+    }
+    Ok(())
+}

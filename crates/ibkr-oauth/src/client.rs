@@ -1,0 +1,400 @@
+//! The token client: where requests go (URL policy), how long they may take, and the HTTP
+//! settings no caller can switch off by accident (no redirects, https except loopback).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::request::TokenRequest;
+use crate::token::Token;
+
+/// IBKR's production server, the default base URL.
+pub const IBKR_PRODUCTION: &str = "https://api.ibkr.com";
+/// IBKR's sandbox (QA) server, as IBKR's OpenAPI document lists it.
+pub const IBKR_SANDBOX: &str = "https://qa.interactivebrokers.com";
+/// The token endpoint's path below the base URL.
+pub const TOKEN_PATH: &str = "/oauth2/api/v1/token";
+/// The default time allowed to establish the connection (TCP and TLS).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time allowed for the whole exchange, body included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default cap on the response body: 64 KiB (IBKR's token responses are about 1 KiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The default `User-Agent`: this crate's name and version.
+pub const DEFAULT_USER_AGENT: &str =
+    concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+
+/// Asks IBKR's token endpoint for access tokens.
+///
+/// Cheap to clone (the clones share one connection pool), `Send + Sync`. Built with
+/// [`TokenClient::builder`]; [`TokenClient::new`] takes every default.
+///
+/// Its HTTP policy holds whatever the builder is given: the token POST never follows a
+/// redirect (a 307 would resend the assertion to another host; it surfaces as
+/// [`Error::UnexpectedResponse`]), plain `http` is refused except to loopback hosts, and both
+/// timeouts are always on.
+///
+/// ```no_run
+/// use ibkr_oauth::{ClientAssertion, TokenClient, TokenRequest};
+/// use secrecy::ExposeSecret;
+///
+/// # async fn run() -> Result<(), ibkr_oauth::Error> {
+/// let client = TokenClient::new()?; // https://api.ibkr.com
+/// let request = TokenRequest::builder()
+///     .assertion(ClientAssertion::new("eyJ...signed JWS..."))
+///     .scope("sso-sessions.write")
+///     .build()?;
+/// let token = client.request_token(&request).await?;
+/// let header = format!("Bearer {}", token.access_token().expose_secret());
+/// # let _ = header;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TokenClient {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    /// The validated base URL, without a trailing slash.
+    pub(crate) base_url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) user_agent: String,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) timeout: Duration,
+}
+
+impl TokenClient {
+    /// A builder with the defaults (production server, 10 s connect and 30 s total timeouts,
+    /// 64 KiB response cap, the system clock).
+    pub fn builder() -> TokenClientBuilder {
+        TokenClientBuilder::default()
+    }
+
+    /// A client with every default, talking to [`IBKR_PRODUCTION`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if the HTTP client cannot be built (TLS setup).
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// The base URL requests go to (no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The full URL of the token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.inner.base_url)
+    }
+
+    /// Sends one token request and returns the token, or the error that says what went wrong.
+    ///
+    /// One attempt, no retry: callers that retry ask [`Error::is_retryable`] and
+    /// [`Error::retry_after`].
+    ///
+    /// # Errors
+    /// [`Error::Problem`], [`Error::OAuth`], [`Error::UnexpectedResponse`],
+    /// [`Error::InvalidResponse`], [`Error::ResponseTooLarge`] for responses;
+    /// [`Error::Timeout`], [`Error::Connect`], [`Error::Transport`] when no response arrived.
+    pub async fn request_token(&self, request: &TokenRequest) -> Result<Token, Error> {
+        crate::transport::request_token(&self.inner, request).await
+    }
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClient")
+            .field("base_url", &self.inner.base_url)
+            .field("connect_timeout", &self.inner.connect_timeout)
+            .field("timeout", &self.inner.timeout)
+            .field("max_response_bytes", &self.inner.max_response_bytes)
+            .field("user_agent", &self.inner.user_agent)
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenClient`]; [`build`](Self::build) validates everything before any network
+/// I/O.
+///
+/// ```
+/// use std::time::Duration;
+/// use ibkr_oauth::{TokenClient, IBKR_SANDBOX};
+///
+/// let client = TokenClient::builder()
+///     .base_url(IBKR_SANDBOX)
+///     .timeout(Duration::from_secs(10))
+///     .build()?;
+/// assert_eq!(client.token_url(), "https://qa.interactivebrokers.com/oauth2/api/v1/token");
+///
+/// // Plain http is refused, except to loopback hosts.
+/// let refused = TokenClient::builder().base_url("http://api.ibkr.com").build();
+/// assert!(matches!(refused, Err(ibkr_oauth::Error::InvalidConfig(_))));
+/// # Ok::<(), ibkr_oauth::Error>(())
+/// ```
+pub struct TokenClientBuilder {
+    base_url: String,
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_response_bytes: usize,
+    user_agent: String,
+    clock: Arc<dyn Clock>,
+    http: Option<reqwest::ClientBuilder>,
+}
+
+impl Default for TokenClientBuilder {
+    fn default() -> Self {
+        Self {
+            base_url: IBKR_PRODUCTION.to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            clock: Arc::new(SystemClock),
+            http: None,
+        }
+    }
+}
+
+impl TokenClientBuilder {
+    /// The server to ask (default [`IBKR_PRODUCTION`]); the token path is appended. Must be
+    /// `https`, or `http` to a loopback host (`127.0.0.0/8`, `::1`, `localhost`) for local
+    /// test servers; no user info, query or fragment.
+    pub fn base_url(mut self, base_url: impl AsRef<str>) -> Self {
+        self.base_url = base_url.as_ref().to_owned();
+        self
+    }
+
+    /// The time allowed to establish the connection (default 10 s; zero is refused).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The time allowed for the whole exchange, reading the body included (default 30 s;
+    /// zero is refused).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest response body accepted, in bytes (default 64 KiB; zero is refused). A
+    /// larger body is refused as [`Error::ResponseTooLarge`] without being read whole.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The `User-Agent` header (default [`DEFAULT_USER_AGENT`]).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The clock that stamps when responses arrive (and so when tokens expire). Default:
+    /// [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Your own reqwest settings (proxy, root certificates, local address, HTTP/2...).
+    ///
+    /// A `reqwest::ClientBuilder`, not a built `reqwest::Client`, on purpose: reqwest has no
+    /// per-request redirect switch, so a ready client that follows redirects would resend the
+    /// assertion wherever a 307 points. [`build`](Self::build) sets on this builder, over
+    /// whatever it holds: no redirects, this builder's connect and total timeouts, and
+    /// https-only when the base URL is https.
+    pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.http = Some(builder);
+        self
+    }
+
+    /// Validates the settings and builds the client.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an invalid base URL (not a URL, a scheme other than
+    /// https, plain http to a non-loopback host, user info, query or fragment), a zero
+    /// timeout or cap, a user agent that is not a valid header value, or an HTTP client
+    /// reqwest cannot build.
+    pub fn build(self) -> Result<TokenClient, Error> {
+        let (base_url, https) = validate_base_url(&self.base_url)?;
+        if self.connect_timeout.is_zero() || self.timeout.is_zero() {
+            return Err(Error::InvalidConfig(
+                "a timeout of zero would fail every request; give a positive duration".into(),
+            ));
+        }
+        if self.max_response_bytes == 0 {
+            return Err(Error::InvalidConfig(
+                "a response cap of zero bytes would refuse every response; leave the default \
+                 (64 KiB) or give a positive size"
+                    .into(),
+            ));
+        }
+        if http::HeaderValue::from_str(&self.user_agent).is_err() {
+            return Err(Error::InvalidConfig(
+                "the user agent is not a valid HTTP header value: use visible ASCII characters"
+                    .into(),
+            ));
+        }
+        let http = self
+            .http
+            .unwrap_or_default()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .https_only(https)
+            .build()
+            .map_err(|e| {
+                Error::InvalidConfig(format!(
+                    "the HTTP client could not be built ({e}); check the reqwest settings"
+                ))
+            })?;
+        Ok(TokenClient {
+            inner: Arc::new(ClientInner {
+                base_url,
+                http,
+                user_agent: self.user_agent,
+                max_response_bytes: self.max_response_bytes,
+                clock: self.clock,
+                connect_timeout: self.connect_timeout,
+                timeout: self.timeout,
+            }),
+        })
+    }
+
+    /// Validates the settings and builds a [`blocking::TokenClient`](crate::blocking::TokenClient)
+    /// for programs without an async runtime.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build), and [`Error::InvalidConfig`] if the client's private runtime
+    /// or its thread cannot be started.
+    #[cfg(feature = "blocking")]
+    pub fn build_blocking(self) -> Result<crate::blocking::TokenClient, Error> {
+        crate::blocking::TokenClient::start(self.build()?)
+    }
+}
+
+impl fmt::Debug for TokenClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("user_agent", &self.user_agent)
+            .field("clock", &self.clock)
+            // The caller's reqwest settings may hold proxy credentials: not printed.
+            .field("http_client_builder", &self.http.as_ref().map(|_| "[set]"))
+            .finish()
+    }
+}
+
+/// Checks the base URL policy; returns it without a trailing slash, and whether it is https.
+fn validate_base_url(raw: &str) -> Result<(String, bool), Error> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| {
+        Error::InvalidConfig(format!(
+            "the base URL is not a valid absolute URL ({e}); give one such as {IBKR_PRODUCTION}"
+        ))
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::InvalidConfig(
+            "the base URL carries user info (user:password@); the token endpoint authenticates \
+             by the assertion: remove it"
+                .into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::InvalidConfig(
+            "the base URL has a query or fragment; give only scheme, host, port and path".into(),
+        ));
+    }
+    let Some(host) = url.host() else {
+        return Err(Error::InvalidConfig(
+            "the base URL has no host; give one such as https://api.ibkr.com".into(),
+        ));
+    };
+    let https = match url.scheme() {
+        "https" => true,
+        "http" if is_loopback(&host) => false,
+        "http" => {
+            return Err(Error::InvalidConfig(format!(
+                "plain http to `{host}` is refused: the assertion and the token would travel \
+                 unencrypted; use https (http is allowed only to loopback hosts: 127.0.0.0/8, \
+                 ::1, localhost)"
+            )));
+        }
+        other => {
+            return Err(Error::InvalidConfig(format!(
+                "the base URL's scheme `{other}` is not supported; use https"
+            )));
+        }
+    };
+    Ok((url.as_str().trim_end_matches('/').to_owned(), https))
+}
+
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_base_urls() {
+        for (raw, want, https) in [
+            ("https://api.ibkr.com", "https://api.ibkr.com", true),
+            ("https://api.ibkr.com/", "https://api.ibkr.com", true),
+            (
+                "https://gw.example/prefix/",
+                "https://gw.example/prefix",
+                true,
+            ),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080", false),
+            ("http://127.5.6.7", "http://127.5.6.7", false),
+            ("http://[::1]:9000", "http://[::1]:9000", false),
+            ("http://LOCALHOST:1", "http://localhost:1", false),
+        ] {
+            assert_eq!(
+                validate_base_url(raw).unwrap(),
+                (want.to_owned(), https),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn refused_base_urls() {
+        for raw in [
+            "http://api.ibkr.com",
+            "http://128.0.0.1",
+            "http://[::2]",
+            "http://localhost.example.com",
+            "http://10.0.0.1",
+            "ftp://api.ibkr.com",
+            "api.ibkr.com",
+            "",
+            "https://user:pw@api.ibkr.com",
+            "https://api.ibkr.com/?x=1",
+            "https://api.ibkr.com/#f",
+            "file:///etc/passwd",
+        ] {
+            assert!(
+                matches!(validate_base_url(raw), Err(Error::InvalidConfig(_))),
+                "{raw}"
+            );
+        }
+    }
+}

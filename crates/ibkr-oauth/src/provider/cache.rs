@@ -1,0 +1,125 @@
+//! The cached token and its deadlines, read on the hit path without a lock.
+//!
+//! The token is held in one `Arc` per shard, each on its own cache line: a reader clones the
+//! shard of its thread, so readers on different cores bump different reference counts instead
+//! of bouncing one counter between cores (the cost that makes a shared `Arc::clone` stop
+//! scaling past one core).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+use crate::token::Token;
+
+/// When to refresh ahead of expiry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Margin {
+    /// At most this long before expiry (default 5 minutes).
+    pub(crate) max: Duration,
+    /// At most this fraction of the lifetime, for short-lived tokens.
+    pub(crate) fraction: f64,
+}
+
+impl Margin {
+    pub(crate) fn for_lifetime(&self, lifetime: Duration) -> Duration {
+        self.max.min(lifetime.mul_f64(self.fraction))
+    }
+}
+
+/// One `Arc<Token>` alone on a cache line (128 bytes covers adjacent-line prefetching too).
+#[repr(align(128))]
+struct Shard(Arc<Token>);
+
+/// The token the provider hands out, with its tokio-clock deadlines.
+pub(crate) struct Cached {
+    first: Shard,
+    /// Further copies of the token, one per extra shard (a separate allocation each).
+    more: Box<[Shard]>,
+    /// From here on, the first caller starts a refresh in the background.
+    pub(crate) refresh_at: Instant,
+    /// From here on, the token is not handed out any more.
+    pub(crate) expires_at: Instant,
+    /// Set by the caller that starts the refresh ahead, so that the others do not even lock.
+    refresh_claimed: AtomicBool,
+}
+
+impl Cached {
+    /// Caches `token`, whose request was sent at `sent_at` (its lifetime counts from there, the
+    /// safe side of the network round trip).
+    pub(crate) fn new(token: Token, sent_at: Instant, margin: Margin, shards: usize) -> Self {
+        let lifetime = token.expires_in();
+        let expires_at = sent_at.checked_add(lifetime).unwrap_or(sent_at);
+        let refresh_at = expires_at
+            .checked_sub(margin.for_lifetime(lifetime))
+            .unwrap_or(sent_at)
+            .max(sent_at);
+        let more = (1..shards)
+            .map(|_| Shard(Arc::new(token.clone())))
+            .collect();
+        Self {
+            first: Shard(Arc::new(token)),
+            more,
+            refresh_at,
+            expires_at,
+            refresh_claimed: AtomicBool::new(false),
+        }
+    }
+
+    /// The same token with the refresh pushed back to `refresh_at` (after a failed refresh)
+    /// and the claim released.
+    pub(crate) fn retry_at(&self, refresh_at: Instant) -> Self {
+        Self {
+            first: Shard(Arc::clone(&self.first.0)),
+            more: self.more.iter().map(|s| Shard(Arc::clone(&s.0))).collect(),
+            refresh_at: refresh_at.min(self.expires_at),
+            expires_at: self.expires_at,
+            refresh_claimed: AtomicBool::new(false),
+        }
+    }
+
+    /// The token for this thread: one reference-count bump on this thread's shard.
+    #[inline]
+    pub(crate) fn token(&self) -> Arc<Token> {
+        let shard = match shard_index() % (self.more.len() + 1) {
+            0 => &self.first,
+            i => self.more.get(i - 1).unwrap_or(&self.first),
+        };
+        Arc::clone(&shard.0)
+    }
+
+    /// Whether `token` is this token (the same value, wherever the caller's copy came from).
+    pub(crate) fn holds(&self, token: &Token) -> bool {
+        let ours = &*self.first.0;
+        std::ptr::eq(ours, token)
+            || ours.access_token().expose_secret() == token.access_token().expose_secret()
+    }
+
+    /// Claims the refresh ahead; true for exactly one caller per cached entry. Plain load
+    /// first so that the losers only read the line.
+    #[inline]
+    pub(crate) fn claim_refresh(&self) -> bool {
+        !self.refresh_claimed.load(Ordering::Relaxed)
+            && !self.refresh_claimed.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// A small per-thread number that spreads threads over the shards.
+#[inline]
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.try_with(|i| *i).unwrap_or(0)
+}
+
+/// How many shards to keep: one per core the process may use, at most 64.
+pub(crate) fn default_shards() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 64)
+}

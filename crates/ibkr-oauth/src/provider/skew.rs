@@ -1,0 +1,172 @@
+//! Clock skew: how far the token server's clock (its `Date` header) is from the local one, and
+//! the correction applied to the next assertion's `iat`/`exp`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// The measured offset of the token server's clock from the local clock: server minus local.
+///
+/// Positive when the server's clock is ahead. Measured from the `Date` header of each answer
+/// (token or error) at its arrival, so it carries the header's one-second resolution plus the
+/// network latency: only offsets of a few seconds or more are meaningful.
+///
+/// ```
+/// # use ibkr_oauth::provider::ClockOffset;
+/// # fn show(offset: ClockOffset) {
+/// println!("server clock is {offset} from ours"); // e.g. "+300.000 s"
+/// let server_now = offset.apply(std::time::SystemTime::now());
+/// # let _ = server_now;
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClockOffset {
+    millis: i64,
+}
+
+impl ClockOffset {
+    /// The offset between a server timestamp and the local clock's reading of the same moment.
+    pub(crate) fn between(server: SystemTime, local: SystemTime) -> Self {
+        let millis = match server.duration_since(local) {
+            Ok(ahead) => saturating_millis(ahead),
+            Err(behind) => saturating_millis(behind.duration()).saturating_neg(),
+        };
+        Self { millis }
+    }
+
+    /// The offset in milliseconds: positive when the server's clock is ahead of the local one.
+    pub fn as_millis(&self) -> i64 {
+        self.millis
+    }
+
+    /// The size of the offset, whichever clock is ahead.
+    pub fn magnitude(&self) -> Duration {
+        Duration::from_millis(self.millis.unsigned_abs())
+    }
+
+    /// Whether the server's clock is ahead of the local one.
+    pub fn server_ahead(&self) -> bool {
+        self.millis > 0
+    }
+
+    /// Converts a local time into the server's time (local + offset), saturating at the ends of
+    /// what `SystemTime` can hold.
+    pub fn apply(&self, local: SystemTime) -> SystemTime {
+        let by = self.magnitude();
+        let shifted = if self.server_ahead() {
+            local.checked_add(by)
+        } else {
+            local.checked_sub(by)
+        };
+        shifted.unwrap_or(local)
+    }
+}
+
+impl fmt::Display for ClockOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.millis < 0 { '-' } else { '+' };
+        let abs = self.millis.unsigned_abs();
+        write!(f, "{sign}{}.{:03} s", abs / 1000, abs % 1000)
+    }
+}
+
+fn saturating_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// No measurement yet. `i64::MIN` cannot come out of [`ClockOffset::between`] (it saturates at
+/// `-i64::MAX`).
+const UNMEASURED: i64 = i64::MIN;
+
+/// The latest measured offset, readable from any task without a lock.
+#[derive(Debug)]
+pub(crate) struct SkewTracker {
+    offset_ms: AtomicI64,
+    threshold: Duration,
+}
+
+impl SkewTracker {
+    pub(crate) fn new(threshold: Duration) -> Self {
+        Self {
+            offset_ms: AtomicI64::new(UNMEASURED),
+            threshold,
+        }
+    }
+
+    /// The latest measured offset, if any answer carried a `Date` header yet.
+    pub(crate) fn measured(&self) -> Option<ClockOffset> {
+        match self.offset_ms.load(Ordering::Relaxed) {
+            UNMEASURED => None,
+            millis => Some(ClockOffset { millis }),
+        }
+    }
+
+    /// The correction to stamp assertions with: the measured offset once it exceeds the
+    /// threshold, nothing below it (a one-second `Date` cannot tell smaller offsets from noise).
+    pub(crate) fn correction(&self) -> Option<ClockOffset> {
+        self.measured().filter(|o| o.magnitude() > self.threshold)
+    }
+
+    /// Records the offset seen in one answer and logs it; returns it.
+    pub(crate) fn record(&self, server: SystemTime, local: SystemTime) -> ClockOffset {
+        let offset = ClockOffset::between(server, local);
+        let before = self.correction();
+        self.offset_ms.store(offset.millis, Ordering::Relaxed);
+        let after = self.correction();
+        if after.is_some() && before.is_none_or(|b| b.as_millis().abs_diff(offset.millis) >= 1000) {
+            tracing::warn!(
+                skew_ms = offset.millis,
+                threshold_ms = saturating_millis(self.threshold),
+                "the token server's clock is {offset} from the local clock; stamping assertions \
+                 with the server's time (fix the local clock: NTP)"
+            );
+        } else if before.is_some() && after.is_none() {
+            tracing::info!(
+                skew_ms = offset.millis,
+                "the token server's clock now agrees with the local clock; stamping assertions \
+                 with the local time again"
+            );
+        } else {
+            tracing::debug!(
+                skew_ms = offset.millis,
+                "measured the token server's clock offset"
+            );
+        }
+        offset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn offset_sign_and_apply() {
+        let ahead = ClockOffset::between(t(1_000_300), t(1_000_000));
+        assert_eq!(ahead.as_millis(), 300_000);
+        assert!(ahead.server_ahead());
+        assert_eq!(ahead.apply(t(5_000)), t(5_300));
+        assert_eq!(ahead.to_string(), "+300.000 s");
+        let behind = ClockOffset::between(t(1_000_000), t(1_000_002));
+        assert_eq!(behind.as_millis(), -2_000);
+        assert_eq!(behind.magnitude(), Duration::from_secs(2));
+        assert_eq!(behind.apply(t(5_000)), t(4_998));
+        assert_eq!(behind.to_string(), "-2.000 s");
+    }
+
+    #[test]
+    fn correction_only_above_threshold() {
+        let tracker = SkewTracker::new(Duration::from_secs(5));
+        assert_eq!(tracker.measured(), None);
+        tracker.record(t(1_000_003), t(1_000_000));
+        assert_eq!(tracker.measured().map(|o| o.as_millis()), Some(3_000));
+        assert_eq!(tracker.correction(), None);
+        tracker.record(t(1_000_000), t(1_000_060));
+        assert_eq!(tracker.correction().map(|o| o.as_millis()), Some(-60_000));
+    }
+}

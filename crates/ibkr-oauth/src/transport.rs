@@ -1,0 +1,296 @@
+//! The one HTTP path: the generated `generate_token` operation, wrapped through its own
+//! extension point (reqwest-middleware) with what it cannot do alone.
+//!
+//! [`Capture`] sits between the generated code and reqwest for one call. It adds the `Accept`
+//! header the wire contract names, reads the body chunk by chunk and refuses it past the cap
+//! (never holding more than the cap), records the status, the headers the mapping needs and the
+//! buffered body in a slot of its own, and hands the generated code a response rebuilt from
+//! those bytes. The generated code's own reading of the response is then ignored: the mapping
+//! decides from the real status and content type (its untagged error enum would call a 500
+//! problem `Status400`).
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{ACCEPT, CONTENT_TYPE, DATE, LOCATION, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use ibkr_oauth_generated::apis::Error as GeneratedError;
+use ibkr_oauth_generated::apis::authorization_token_api::{GenerateTokenError, generate_token};
+use ibkr_oauth_generated::apis::configuration::Configuration;
+use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
+use tracing::Instrument;
+
+use crate::client::ClientInner;
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::problem::{RawResponse, ResponseInfo, map_response};
+use crate::request::TokenRequest;
+use crate::token::Token;
+
+/// What the wire contract says the client accepts.
+const ACCEPT_VALUE: &str = "application/json, application/problem+json";
+
+/// What [`Capture`] saw of the one response of its call.
+#[derive(Debug)]
+enum Outcome {
+    /// The whole body arrived within the cap.
+    Complete(RawResponse),
+    /// The body (announced or read so far) went past the cap.
+    TooLarge { limit: usize, info: ResponseInfo },
+}
+
+type Slot = Arc<Mutex<Option<Outcome>>>;
+
+/// The per-call middleware (see the module docs).
+struct Capture {
+    slot: Slot,
+    limit: usize,
+    clock: Arc<dyn Clock>,
+}
+
+/// The middleware's refusal of an oversized body; the slot says what happened.
+#[derive(Debug, thiserror::Error)]
+#[error("response body larger than the configured cap")]
+struct BodyCapExceeded;
+
+impl Capture {
+    fn record(&self, outcome: Outcome) {
+        let mut slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Some(outcome);
+    }
+
+    fn too_large(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        received_at: SystemTime,
+    ) -> reqwest_middleware::Error {
+        let raw = raw_response(status, headers, Bytes::new(), received_at);
+        self.record(Outcome::TooLarge {
+            limit: self.limit,
+            info: raw.info(),
+        });
+        reqwest_middleware::Error::middleware(BodyCapExceeded)
+    }
+}
+
+fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn raw_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Bytes,
+    received_at: SystemTime,
+) -> RawResponse {
+    RawResponse {
+        status,
+        content_type: header(headers, CONTENT_TYPE),
+        date: header(headers, DATE),
+        retry_after: header(headers, RETRY_AFTER),
+        location: header(headers, LOCATION),
+        body,
+        received_at,
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for Capture {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        req.headers_mut()
+            .insert(ACCEPT, HeaderValue::from_static(ACCEPT_VALUE));
+        let mut response = next.run(req, extensions).await?;
+        let received_at = self.clock.now();
+        let status = response.status();
+        let headers = response.headers().clone();
+
+        // A declared length past the cap is refused before reading a byte of the body.
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.limit as u64)
+        {
+            return Err(self.too_large(status, &headers, received_at));
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len().saturating_add(chunk.len()) > self.limit {
+                // Dropping `response` here closes the connection: the rest is never read.
+                return Err(self.too_large(status, &headers, received_at));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = body.freeze();
+        self.record(Outcome::Complete(raw_response(
+            status,
+            &headers,
+            body.clone(),
+            received_at,
+        )));
+
+        let mut rebuilt = http::Response::new(body);
+        *rebuilt.status_mut() = status;
+        *rebuilt.version_mut() = response.version();
+        *rebuilt.headers_mut() = headers;
+        Ok(reqwest::Response::from(rebuilt))
+    }
+}
+
+/// Sends one token request through the generated operation and maps what came back.
+pub(crate) async fn request_token(
+    inner: &ClientInner,
+    request: &TokenRequest,
+) -> Result<Token, Error> {
+    let span = tracing::debug_span!(
+        "ibkr_oauth.request_token",
+        url = %inner.base_url,
+        scope = request.scope().unwrap_or(""),
+        status = tracing::field::Empty,
+    );
+    let span_handle = span.clone();
+    async move {
+        let result = exchange(inner, request, &span_handle).await;
+        match &result {
+            Ok(token) => tracing::debug!(
+                token_type = token.token_type().unwrap_or(""),
+                scope = token.scope().unwrap_or(""),
+                expires_in_secs = token.expires_in().as_secs(),
+                "token granted"
+            ),
+            Err(e) => tracing::debug!(
+                error = %e,
+                retryable = e.is_retryable(),
+                "token request failed"
+            ),
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn exchange(
+    inner: &ClientInner,
+    request: &TokenRequest,
+    span: &tracing::Span,
+) -> Result<Token, Error> {
+    let assertion = request.assertion_for_attempt()?;
+    let slot: Slot = Arc::new(Mutex::new(None));
+    let capture: Arc<dyn Middleware> = Arc::new(Capture {
+        slot: Arc::clone(&slot),
+        limit: inner.max_response_bytes,
+        clock: Arc::clone(&inner.clock),
+    });
+    // Built field by field: `Configuration::default()` would build a throwaway reqwest client.
+    let configuration = Configuration {
+        base_path: inner.base_url.clone(),
+        user_agent: Some(inner.user_agent.clone()),
+        client: ClientWithMiddleware::new(inner.http.clone(), vec![capture]),
+        basic_auth: None,
+        oauth_access_token: None,
+        bearer_access_token: None,
+        api_key: None,
+    };
+    let result = generate_token(
+        &configuration,
+        request.grant_type(),
+        assertion.expose_secret(),
+        request.client_assertion_type(),
+        request.scope(),
+    )
+    .await;
+    drop(assertion);
+    let outcome = slot
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    let status = match &outcome {
+        Some(Outcome::Complete(raw)) => Some(raw.status),
+        Some(Outcome::TooLarge { info, .. }) => Some(info.status),
+        None => None,
+    };
+    if let Some(status) = status {
+        span.record("status", status.as_u16());
+    }
+    match outcome {
+        Some(Outcome::Complete(raw)) => map_response(&raw),
+        Some(Outcome::TooLarge { limit, info }) => Err(Error::ResponseTooLarge {
+            limit,
+            response: Box::new(info),
+        }),
+        None => Err(match result {
+            Err(e) => transport_error(e),
+            // The generated code cannot succeed without a response passing the middleware.
+            Ok(_) => Error::Transport {
+                source: "the HTTP stack returned no response".into(),
+            },
+        }),
+    }
+}
+
+/// Classifies a failure that left no response: connect, timeout, or other transport.
+fn transport_error(error: GeneratedError<GenerateTokenError>) -> Error {
+    let reqwest_error = match error {
+        GeneratedError::Reqwest(e) => e,
+        GeneratedError::ReqwestMiddleware(reqwest_middleware::Error::Reqwest(e)) => e,
+        GeneratedError::ReqwestMiddleware(reqwest_middleware::Error::Middleware(e)) => {
+            return Error::Transport { source: e.into() };
+        }
+        // Without a recorded response these cannot come from the server; keep only the kind.
+        GeneratedError::Io(e) => {
+            return Error::Transport {
+                source: Box::new(e),
+            };
+        }
+        GeneratedError::Serde(_) | GeneratedError::ResponseError(_) => {
+            return Error::Transport {
+                source: "the generated client failed without a response".into(),
+            };
+        }
+    };
+    let source = Box::new(reqwest_error);
+    if source.is_connect() {
+        Error::Connect { source }
+    } else if source.is_timeout() {
+        Error::Timeout { source }
+    } else {
+        Error::Transport { source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::parse_http_date;
+
+    #[test]
+    fn date_header_is_parsed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            DATE,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        let raw = raw_response(
+            StatusCode::OK,
+            &headers,
+            Bytes::new(),
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(
+            raw.info().server_date,
+            parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT")
+        );
+    }
+}
