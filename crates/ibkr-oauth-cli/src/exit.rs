@@ -87,7 +87,6 @@ fn sandbox_code(error: &ibkr_oauth_sandbox::Error) -> u8 {
         | E::ClientWithoutKey { .. }
         | E::NoClient
         | E::InvalidSetting { .. }
-        | E::UnknownAlgorithm(_)
         | E::Bind { .. } => USAGE,
         _ => FAILURE,
     }

@@ -30,7 +30,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// use ibkr_oauth_sandbox::{Algorithm, RegisteredClient};
 /// # let rsa_public_pem = "";
 /// let client = RegisteredClient::new("my-client")
-///     .key_with_algorithm("main", Algorithm::Rs256, rsa_public_pem)
+///     .key_with_algorithm("main", Algorithm::RS256, rsa_public_pem)
 ///     .allowed_scopes(["sso-sessions.write", "echo.read"])
 ///     .default_scopes(["sso-sessions.write"]);
 /// ```
@@ -456,15 +456,15 @@ mod tests {
                     .key("rsa", fixture("rsa_public.pem"))
                     .key("ec", fixture("ec_public.pem"))
                     .key("ed", fixture("ed25519_public.pem"))
-                    .key_with_algorithm("pss", Algorithm::Ps256, fixture("rsa_other_public.pem")),
+                    .key_with_algorithm("pss", Algorithm::PS256, fixture("rsa_other_public.pem")),
             )
             .build()
             .unwrap();
         let alg = |kid: &str| sandbox.config.keys[kid].algorithm;
-        assert_eq!(alg("rsa"), Algorithm::Rs256);
-        assert_eq!(alg("ec"), Algorithm::Es256);
-        assert_eq!(alg("ed"), Algorithm::EdDsa);
-        assert_eq!(alg("pss"), Algorithm::Ps256);
+        assert_eq!(alg("rsa"), Algorithm::RS256);
+        assert_eq!(alg("ec"), Algorithm::ES256);
+        assert_eq!(alg("ed"), Algorithm::EdDSA);
+        assert_eq!(alg("pss"), Algorithm::PS256);
     }
 
     #[test]
@@ -472,14 +472,14 @@ mod tests {
         let err = Sandbox::builder()
             .client(RegisteredClient::new("c").key_with_algorithm(
                 "k",
-                Algorithm::Es256,
+                Algorithm::ES256,
                 fixture("rsa_public.pem"),
             ))
             .build()
             .unwrap_err();
         assert!(matches!(
             &err,
-            Error::KeyAlgorithmMismatch { kid, algorithm: Algorithm::Es256, key_type: "RSA", fits }
+            Error::KeyAlgorithmMismatch { kid, algorithm: Algorithm::ES256, key_type: "RSA", fits }
                 if kid == "k" && fits == "RS256 or PS256"
         ));
         assert_eq!(

@@ -64,9 +64,6 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
-    /// An algorithm name is not one the sandbox knows.
-    #[error("unknown algorithm {0:?}; use RS256, PS256, ES256 or EdDSA")]
-    UnknownAlgorithm(String),
     /// The listening socket could not be bound.
     #[error("could not listen on {addr}: {source}; pick another port or address")]
     Bind {

@@ -8,6 +8,7 @@ use spki::der::asn1::UintRef;
 use spki::der::{DecodePem, Reader, SliceReader};
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned};
 
+use crate::algorithm::jwt_algorithm;
 use crate::{Algorithm, Error};
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -40,18 +41,18 @@ impl KeyType {
     /// The algorithm used when none is named at registration.
     pub(crate) const fn default_algorithm(self) -> Algorithm {
         match self {
-            Self::Rsa => Algorithm::Rs256,
-            Self::P256 => Algorithm::Es256,
-            Self::Ed25519 => Algorithm::EdDsa,
+            Self::Rsa => Algorithm::RS256,
+            Self::P256 => Algorithm::ES256,
+            Self::Ed25519 => Algorithm::EdDSA,
         }
     }
 
     pub(crate) fn fits(self, alg: Algorithm) -> bool {
         matches!(
             (self, alg),
-            (Self::Rsa, Algorithm::Rs256 | Algorithm::Ps256)
-                | (Self::P256, Algorithm::Es256)
-                | (Self::Ed25519, Algorithm::EdDsa)
+            (Self::Rsa, Algorithm::RS256 | Algorithm::PS256)
+                | (Self::P256, Algorithm::ES256)
+                | (Self::Ed25519, Algorithm::EdDSA)
         )
     }
 
@@ -174,7 +175,7 @@ fn ec_key(point: &[u8]) -> Result<PublicKey, String> {
         return Err("the P-256 key is not an uncompressed point".into());
     }
     let decoding_key = DecodingKey::from_ec_der(point);
-    probe(&decoding_key, Algorithm::Es256)?;
+    probe(&decoding_key, Algorithm::ES256)?;
     Ok(PublicKey {
         key_type: KeyType::P256,
         decoding_key,
@@ -187,7 +188,7 @@ fn ed25519_key(raw: &[u8]) -> Result<PublicKey, String> {
         return Err(format!("the Ed25519 key has {} bytes, not 32", raw.len()));
     }
     let decoding_key = DecodingKey::from_ed_der(raw);
-    probe(&decoding_key, Algorithm::EdDsa)?;
+    probe(&decoding_key, Algorithm::EdDSA)?;
     Ok(PublicKey {
         key_type: KeyType::Ed25519,
         decoding_key,
@@ -198,7 +199,7 @@ fn ed25519_key(raw: &[u8]) -> Result<PublicKey, String> {
 /// at registration, instead of on the first request.
 fn probe(key: &DecodingKey, alg: Algorithm) -> Result<(), String> {
     crate::crypto::ensure_provider();
-    match jsonwebtoken::crypto::verify("AA", b"probe", key, alg.to_jwt()) {
+    match jsonwebtoken::crypto::verify("AA", b"probe", key, jwt_algorithm(alg)?) {
         Ok(_) => Ok(()),
         Err(_) => Err("the key is not a valid point on its curve".into()),
     }

@@ -52,7 +52,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--client-id" => client_id = Some(value()?),
             "--kid" => kid = Some(value()?),
             "--public-key" => public_key = Some(value()?),
-            "--alg" => alg = Some(value()?.parse::<Algorithm>().map_err(|e| e.to_string())?),
+            "--alg" => {
+                let raw = value()?;
+                alg = Some(raw.parse::<Algorithm>().map_err(|_| {
+                    format!("unknown algorithm {raw:?}; use RS256, PS256, ES256 or EdDSA")
+                })?);
+            }
             "--audience" => audience = Some(value()?),
             "--port" => {
                 let raw = value()?;

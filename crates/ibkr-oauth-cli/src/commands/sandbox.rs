@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ibkr_oauth::{Algorithm, PrivateKey};
+use ibkr_oauth::PrivateKey;
 use ibkr_oauth_sandbox::{RegisteredClient, Sandbox};
 
 use super::keygen::{self, KeyPaths};
@@ -55,7 +55,7 @@ pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
     };
     let client = RegisteredClient::new(&args.client_id);
     let client = match args.alg {
-        Some(alg) => client.key_with_algorithm(&args.key_id, sandbox_algorithm(alg)?, public_pem),
+        Some(alg) => client.key_with_algorithm(&args.key_id, alg, public_pem),
         None => client.key(&args.key_id, public_pem),
     };
     let running = Sandbox::builder()
@@ -113,11 +113,6 @@ pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
     wait_for_stop().await?;
     running.shutdown().await;
     emit(out, "# sandbox stopped\n")
-}
-
-/// The sandbox's name for an SDK algorithm.
-fn sandbox_algorithm(alg: Algorithm) -> Result<ibkr_oauth_sandbox::Algorithm, Error> {
-    Ok(alg.as_str().parse()?)
 }
 
 /// A new directory, only for this user, in the system's temporary directory.

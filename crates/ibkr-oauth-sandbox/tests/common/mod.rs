@@ -155,7 +155,7 @@ pub fn builder() -> SandboxBuilder {
         .client(
             RegisteredClient::new(CLIENT)
                 .key("rsa", fixture("rsa_public.pem"))
-                .key_with_algorithm("pss", Algorithm::Ps256, fixture("rsa_public.pem"))
+                .key_with_algorithm("pss", Algorithm::PS256, fixture("rsa_public.pem"))
                 .key("ec", fixture("ec_public.pem"))
                 .key("ed", fixture("ed25519_public.pem")),
         )
