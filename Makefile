@@ -33,6 +33,7 @@ regenerate:
 
 check-generated:
 	scripts/check-generated
+	scripts/check-generated-selftest
 
 ## rustls only: OpenSSL must not be anywhere in the dependency tree.
 no-openssl:
