@@ -34,6 +34,8 @@
 //! This library is the command's whole logic, so that it can be tested; `main.rs` only reads
 //! the local time offset and calls [`run`].
 
+#![deny(missing_docs)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -78,6 +78,8 @@
 //!
 //! Every response carries `Date` from the sandbox's clock and `Cache-Control: no-store`.
 
+#![deny(missing_docs)]
+
 mod algorithm;
 mod clock;
 mod config;

@@ -75,6 +75,8 @@
 //!   for any number of tasks (needs a tokio runtime).
 //! - `blocking`: `blocking::TokenClient`, for programs without an async runtime.
 
+#![deny(missing_docs)]
+
 pub mod assertion;
 #[cfg(feature = "blocking")]
 pub mod blocking;
