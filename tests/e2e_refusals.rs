@@ -373,3 +373,19 @@ async fn an_injected_429_carries_its_retry_after() {
     }
     assert_eq!(env.sandbox.request_count(), 2);
 }
+
+/// The signer's longest lifetime is one the sandbox accepts: the two limits agree.
+#[tokio::test]
+async fn the_signers_longest_assertion_lifetime_is_accepted() {
+    let env = Env::start(Algorithm::EdDSA).await;
+    let signer = Signer::builder(CLIENT, KID, env.key.clone())
+        .lifetime(ibkr_oauth::assertion::MAX_LIFETIME)
+        .build()
+        .expect("the maximum lifetime is a valid setting");
+    let token = env
+        .client
+        .request_token(&signed(signer, SCOPE))
+        .await
+        .expect("granted");
+    assert!(token.expires_in() > std::time::Duration::ZERO);
+}

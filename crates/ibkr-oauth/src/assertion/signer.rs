@@ -23,8 +23,9 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// The shortest lifetime [`SignerBuilder::lifetime`] accepts.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
-/// The longest lifetime [`SignerBuilder::lifetime`] accepts: assertions are meant to be short-lived.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// The longest lifetime [`SignerBuilder::lifetime`] accepts: assertions are meant to be
+/// short-lived, and the sandbox (like a strict server) refuses an `exp` more than 5 minutes out.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(5 * 60);
 /// The longest client id, key id or audience accepted.
 const MAX_ID_LEN: usize = 1024;
 
@@ -260,7 +261,7 @@ impl SignerBuilder {
     }
 
     /// How long an assertion is valid (`exp` = now + lifetime). Default 60 s; from 1 s to
-    /// 10 minutes.
+    /// 5 minutes.
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
         self
