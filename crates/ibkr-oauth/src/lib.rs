@@ -77,18 +77,28 @@
 
 #![deny(missing_docs)]
 
-pub mod assertion;
-#[cfg(feature = "blocking")]
-pub mod blocking;
-mod client;
-pub mod clock;
-pub mod error;
-mod problem;
+// Modules in the order one token request flows through them.
+pub mod clock; // the injectable wall clock
+
+pub mod assertion; // keys, algorithms, the signed client assertion
+
+mod request; // the token request: assertion source, scopes, grant
+
+mod client; // TokenClient: URL policy, timeouts, no redirects
+
+mod transport; // the one call of the generated operation, and its middleware
+
+mod problem; // status-first mapping of the response; RFC 9457 and RFC 6749 bodies
+
+pub mod error; // the crate's one Error
+
+mod token; // the granted token
+
 #[cfg(feature = "provider")]
-pub mod provider;
-mod request;
-mod token;
-mod transport;
+pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
+
+#[cfg(feature = "blocking")]
+pub mod blocking; // the same client for programs without an async runtime
 
 pub use client::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
