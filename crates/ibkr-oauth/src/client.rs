@@ -244,19 +244,23 @@ impl TokenClientBuilder {
                     .into(),
             ));
         }
-        let http = self
+        let mut http = self
             .http
             .unwrap_or_default()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
-            .https_only(https)
-            .build()
-            .map_err(|e| {
-                Error::InvalidConfig(format!(
-                    "the HTTP client could not be built ({e}); check the reqwest settings"
-                ))
-            })?;
+            .https_only(https);
+        if !https {
+            // Plain http is allowed only because it stays on this machine; a proxy from the
+            // environment (HTTP_PROXY) would carry the assertion, unencrypted, elsewhere.
+            http = http.no_proxy();
+        }
+        let http = http.build().map_err(|e| {
+            Error::InvalidConfig(format!(
+                "the HTTP client could not be built ({e}); check the reqwest settings"
+            ))
+        })?;
         Ok(TokenClient {
             inner: Arc::new(ClientInner {
                 base_url,

@@ -457,3 +457,53 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+/// Env files and CI secrets often hold a PEM key with its line breaks turned into spaces. It
+/// must be read, and must never have its body taken for a label that an error would print.
+#[test]
+fn a_pem_key_flattened_onto_one_line_is_read() {
+    for name in [
+        "ec_sec1.pem",
+        "ed25519_pkcs8.pem",
+        "rsa_pkcs1.pem",
+        "rsa_pkcs8.pem",
+    ] {
+        let flat = fixture_text(name).replace(['\r', '\n'], " ");
+        let key = PrivateKey::from_pem(&flat).expect(name);
+        let original = PrivateKey::from_pem_file(fixture(name)).expect(name);
+        assert_eq!(key.public_key_der(), original.public_key_der(), "{name}");
+    }
+}
+
+/// A flattened block that cannot be read (a damaged body) is refused without quoting it.
+#[test]
+fn a_damaged_flattened_key_is_refused_without_its_body() {
+    let text = fixture_text("ec_sec1.pem");
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let flat = format!("-----BEGIN EC PRIVATE KEY----- {body}!! -----END EC PRIVATE KEY-----");
+    let error = PrivateKey::from_pem(&flat).expect_err("damaged");
+    assert!(matches!(error, Error::KeyMalformed { .. }), "{error:?}");
+    for shown in [error.to_string(), format!("{error:?}")] {
+        assert!(!shown.contains(&body[..24]), "key material in: {shown}");
+    }
+}
+
+/// Bare base64 (a key without its BEGIN/END lines) passed where a path is expected: the "path"
+/// is not echoed back in the error, which would print the key.
+#[test]
+fn bare_base64_key_material_given_as_a_path_is_not_echoed() {
+    let text = fixture_text("rsa_pkcs8.pem");
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let error = PrivateKey::from_pem_file(&body).expect_err("no such file");
+    assert!(matches!(error, Error::KeyFileRead { .. }), "{error:?}");
+    for shown in [error.to_string(), format!("{error:?}")] {
+        assert!(!shown.contains(&body[..32]), "key material in: {shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+    // An ordinary missing path is still named, since that is what the user needs to see.
+    let error = PrivateKey::from_pem_file("/no/such/dir/private.pem").expect_err("missing");
+    assert!(
+        error.to_string().contains("/no/such/dir/private.pem"),
+        "{error}"
+    );
+}

@@ -48,7 +48,7 @@ const OID_PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549
 ///     if path.ends_with("key.pem")));
 /// assert!(err.to_string().contains("/no/such/key.pem"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeySource {
     /// A file read by [`PrivateKey::from_pem_file`] or [`PrivateKey::from_encrypted_pem_file`].
@@ -67,10 +67,53 @@ pub enum KeySource {
     Generated,
 }
 
+/// A path as errors show it: a "path" that is really key material (base64 pasted where a path
+/// or PEM text was expected) is not echoed back.
+struct ShownPath<'a>(&'a Path);
+
+impl fmt::Display for ShownPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string_lossy();
+        let base64ish =
+            |c: char| c.is_ascii_alphanumeric() || "+/=".contains(c) || c.is_whitespace();
+        if text.len() >= 64 && text.chars().all(base64ish) {
+            write!(
+                f,
+                "[redacted: {} characters of what looks like base64 key material, not a path; pass \
+                 the PEM text with its BEGIN/END lines, or a file path]",
+                text.len()
+            )
+        } else {
+            write!(f, "{}", self.0.display())
+        }
+    }
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::File(path) => f
+                .debug_tuple("File")
+                .field(&format_args!("{}", ShownPath(path)))
+                .finish(),
+            KeySource::PemString => f.write_str("PemString"),
+            KeySource::EnvVar { name, file } => f
+                .debug_struct("EnvVar")
+                .field("name", name)
+                .field(
+                    "file",
+                    &file.as_deref().map(|path| format!("{}", ShownPath(path))),
+                )
+                .finish(),
+            KeySource::Generated => f.write_str("Generated"),
+        }
+    }
+}
+
 impl fmt::Display for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeySource::File(path) => write!(f, "key file {}", path.display()),
+            KeySource::File(path) => write!(f, "key file {}", ShownPath(path)),
             KeySource::PemString => f.write_str("the PEM string"),
             KeySource::EnvVar { name, file: None } => {
                 write!(f, "the PEM text in environment variable {name}")
@@ -81,7 +124,7 @@ impl fmt::Display for KeySource {
             } => write!(
                 f,
                 "key file {} (named by environment variable {name})",
-                path.display()
+                ShownPath(path)
             ),
             KeySource::Generated => f.write_str("the generated key"),
         }
@@ -417,7 +460,8 @@ fn parse(text: &str, source: KeySource, passphrase: Option<&[u8]>) -> Result<Pri
     if text.trim().is_empty() {
         return Err(Error::KeyEmpty { origin: source });
     }
-    let blocks = pem::blocks(text);
+    let unflattened = pem::unflatten(text);
+    let blocks = pem::blocks(unflattened.as_deref().map_or(text, String::as_str));
     let key_block = blocks.iter().find_map(|block| {
         let format = match block.label {
             "PRIVATE KEY" => Format::Pkcs8,

@@ -36,6 +36,44 @@ impl Block<'_> {
     }
 }
 
+/// `text` with line breaks put back around PEM boundaries, when a PEM block was flattened
+/// onto one line (env files and CI secrets often turn line breaks into spaces); `None` when
+/// every boundary already starts a line. The body's spaces are dropped by [`Block::decode`].
+pub(crate) fn unflatten(text: &str) -> Option<Zeroizing<String>> {
+    let flattened = text.lines().map(str::trim).any(|line| {
+        line.contains("-----BEGIN ")
+            && (!line.starts_with("-----BEGIN ") || boundary(line, "BEGIN").is_none())
+    });
+    if !flattened {
+        return None;
+    }
+    // Each boundary gains at most two line breaks; sized up front so the buffer never
+    // reallocates and leaves an unwiped copy behind.
+    let mut out = Zeroizing::new(String::with_capacity(text.len() + text.len() / 4 + 8));
+    let mut rest = text;
+    while let Some(start) = rest.find("-----") {
+        let marker = &rest[start..];
+        let is_boundary = marker.starts_with("-----BEGIN ") || marker.starts_with("-----END ");
+        // The boundary ends at the next "-----" after its opening dashes.
+        let end = marker[5..].find("-----").map(|i| start + 5 + i + 5);
+        match end {
+            Some(end) if is_boundary => {
+                out.push_str(&rest[..start]);
+                out.push('\n');
+                out.push_str(&rest[start..end]);
+                out.push('\n');
+                rest = &rest[end..];
+            }
+            _ => {
+                out.push_str(&rest[..start + 5]);
+                rest = &rest[start + 5..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 /// Every PEM block in `text`, in order. Text outside blocks is ignored.
 pub(crate) fn blocks(text: &str) -> Vec<Block<'_>> {
     let mut found = Vec::new();
@@ -71,11 +109,14 @@ pub(crate) fn blocks(text: &str) -> Vec<Block<'_>> {
     found
 }
 
-/// The label of a `-----BEGIN LABEL-----` (or END) line.
+/// The label of a `-----BEGIN LABEL-----` (or END) line. Only labels of the characters real
+/// key files use (upper-case letters, digits, spaces) count: anything else may be key
+/// material glued to the line, and a label ends up in error messages.
 fn boundary<'a>(line: &'a str, kind: &str) -> Option<&'a str> {
     let rest = line.strip_prefix("-----")?.strip_suffix("-----")?;
-    let label = rest.strip_prefix(kind)?.strip_prefix(' ')?;
-    Some(label.trim())
+    let label = rest.strip_prefix(kind)?.strip_prefix(' ')?.trim();
+    let label_char = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' ';
+    (label.len() <= 64 && label.chars().all(label_char)).then_some(label)
 }
 
 /// Encodes `der` as a PEM block with 64-character lines.
@@ -125,6 +166,25 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert!(found[0].legacy_encrypted);
         assert!(!found[0].terminated);
+    }
+
+    #[test]
+    fn a_flattened_block_is_unflattened_and_its_body_never_becomes_a_label() {
+        let flat = "-----BEGIN EC PRIVATE KEY----- AAEC AwQ= -----END EC PRIVATE KEY-----";
+        // As it is, the line is no boundary: nothing of the body can reach a label.
+        assert!(blocks(flat).is_empty());
+        let text = unflatten(flat).expect("flattened");
+        let found = blocks(&text);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].label, "EC PRIVATE KEY");
+        assert!(found[0].terminated);
+        assert_eq!(
+            found[0].decode().as_deref().map(Vec::as_slice),
+            Some(&[0u8, 1, 2, 3, 4][..])
+        );
+        assert!(
+            unflatten("-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----\n").is_none()
+        );
     }
 
     #[test]
