@@ -175,6 +175,11 @@ impl Signer {
         self.inner.lifetime
     }
 
+    /// The clock that stamps this signer's assertions (the token provider signs with it too).
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// The signing key (its public half is what the server verifies with).
     pub fn key(&self) -> &PrivateKey {
         &self.inner.key

@@ -29,6 +29,15 @@ impl Margin {
     }
 }
 
+/// `at + after`, saturating far in the future: an overflow (a huge `expires_in`, cool-down or
+/// `Retry-After`) must mean "much later", never "now", or every call would fetch.
+pub(crate) fn later(at: Instant, after: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+    at.checked_add(after)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}
+
 /// One `Arc<Token>` alone on a cache line (128 bytes covers adjacent-line prefetching too).
 #[repr(align(128))]
 struct Shard(Arc<Token>);
@@ -51,7 +60,7 @@ impl Cached {
     /// safe side of the network round trip).
     pub(crate) fn new(token: Token, sent_at: Instant, margin: Margin, shards: usize) -> Self {
         let lifetime = token.expires_in();
-        let expires_at = sent_at.checked_add(lifetime).unwrap_or(sent_at);
+        let expires_at = later(sent_at, lifetime);
         let refresh_at = expires_at
             .checked_sub(margin.for_lifetime(lifetime))
             .unwrap_or(sent_at)

@@ -95,7 +95,7 @@ use self::fetch::{Attempt, ClientFetch, Fetch};
 use self::skew::SkewTracker;
 use crate::assertion::{ClientAssertion, Signer};
 use crate::client::TokenClient;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::request::TokenRequest;
 use crate::token::Token;
@@ -231,11 +231,13 @@ impl TokenProvider {
     /// `signer` for every attempt.
     pub fn builder(client: TokenClient, signer: Signer) -> TokenProviderBuilder {
         TokenProviderBuilder {
+            // The signer's clock, so that a clock pinned on the signer keeps stamping its
+            // assertions when the provider signs them (shifted by the measured offset).
+            clock: Arc::clone(signer.clock()),
             client,
             signer,
             scopes: Vec::new(),
             settings: Settings::default(),
-            clock: Arc::new(SystemClock),
         }
     }
 
@@ -614,7 +616,7 @@ impl Inner {
         state.failures = state.failures.saturating_add(1);
         let pause = self.cooldown(state.failures, &error);
         let now = Instant::now();
-        let until = now.checked_add(pause).unwrap_or(now);
+        let until = cache::later(now, pause);
         let current = self.current.load_full();
         match current {
             Some(cached) if now < cached.expires_at => {
@@ -881,8 +883,9 @@ impl TokenProviderBuilder {
         self
     }
 
-    /// The wall clock that stamps assertions and measures the offset (default the system
-    /// clock). Deadlines use tokio's monotonic clock, so tokio's paused time drives them.
+    /// The wall clock that stamps assertions and measures the offset (default: the signer's
+    /// clock, which is the system clock unless [`SignerBuilder::clock`](crate::SignerBuilder::clock)
+    /// set another). Deadlines use tokio's monotonic clock, so tokio's paused time drives them.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

@@ -349,6 +349,26 @@ async fn expiry_plus_failure_gives_the_error_and_no_storm() {
     assert_eq!(h.calls(), 5);
 }
 
+/// A cool-down too long to represent as an instant (here `Duration::MAX`) means "very long",
+/// not "none": the calls after a failure still get the error without a request.
+#[tokio::test(start_paused = true)]
+async fn an_overflowing_cool_down_still_holds_back_requests() {
+    let mut s = settings();
+    s.retry = RetryPolicy::no_retries();
+    s.failure_cooldown = Duration::MAX;
+    let h = harness(s, |_| problem(503, None, None));
+    h.provider
+        .access_token()
+        .await
+        .expect_err("the fetch fails");
+    assert_eq!(h.calls(), 1);
+    for _ in 0..100 {
+        h.at_once().await.expect_err("cool-down");
+    }
+    run_spawned().await;
+    assert_eq!(h.calls(), 1, "no request during the cool-down");
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_back_off_with_full_jitter_and_stop_at_the_attempt_bound() {
     let mut s = settings();
