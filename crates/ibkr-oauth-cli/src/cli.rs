@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use ibkr_oauth::Algorithm;
+use ibkr_oauth::{Algorithm, SecretString};
 
 /// The exit codes, as `--help` shows them (the table of the [crate docs](crate) and
 /// [`exit`](crate::exit)).
@@ -75,9 +75,10 @@ pub struct ClientArgs {
         env = "IBKR_PRIVATE_KEY",
         value_name = "PATH_OR_PEM",
         hide_env_values = true,
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = secret
     )]
-    pub private_key: Option<String>,
+    pub private_key: Option<SecretString>,
     /// The scopes to ask for, space-delimited (e.g. "sso-sessions.write").
     #[arg(long, env = "IBKR_SCOPE", value_name = "SCOPES")]
     pub scope: Option<String>,
@@ -218,6 +219,12 @@ fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     name.parse::<Algorithm>().map_err(|e| e.to_string())
 }
 
+/// Holds a flag's value as a secret from the moment it is parsed, so that `Debug` of the
+/// arguments never prints a key given as PEM text.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +240,14 @@ mod tests {
         let help = Cli::command().render_help().to_string();
         assert!(help.contains("Exit codes:"), "{help}");
         assert!(help.contains("5  invalid response"), "{help}");
+    }
+
+    #[test]
+    fn debug_of_the_arguments_never_shows_a_private_key() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKEYMATERIAL\n-----END PRIVATE KEY-----";
+        let cli =
+            Cli::try_parse_from(["ibkr-oauth", "assertion", "--private-key", pem]).expect("parses");
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("KEYMATERIAL"), "{shown}");
     }
 }

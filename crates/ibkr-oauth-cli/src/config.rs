@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use ibkr_oauth::{PrivateKey, Signer, TokenClient, TokenRequest};
+use ibkr_oauth::{ExposeSecret, PrivateKey, Signer, TokenClient, TokenRequest};
 
 use crate::cli::ClientArgs;
 use crate::error::Error;
@@ -43,7 +43,7 @@ pub fn signer(args: &ClientArgs) -> Result<Signer, Error> {
             ));
         }
     };
-    let key = match args.private_key.as_deref() {
+    let key = match args.private_key.as_ref().map(ExposeSecret::expose_secret) {
         Some(value) if !value.trim().is_empty() => load_key(value)?,
         _ => {
             return Err(Error::Config(

@@ -314,7 +314,9 @@ async fn token_endpoint(State(shared): State<Arc<Shared>>, request: Request) -> 
             );
         }
         Some(Fault::TooManyRequests { retry_after }) => {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let secs = retry_after
+                .as_secs()
+                .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
             let detail = format!("injected fault: too many requests; retry after {secs} seconds");
             let response = response::too_many_requests(secs, &detail);
             return shared.answer(seq, StatusCode::TOO_MANY_REQUESTS, Some(&detail), response);
