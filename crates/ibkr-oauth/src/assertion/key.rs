@@ -415,9 +415,14 @@ fn read_key_file(path: &Path, source: &KeySource) -> Result<Zeroizing<String>, E
         io,
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
-    // Sized for a typical key so that reading rarely reallocates (a reallocation would leave an
-    // unwiped copy behind).
-    let mut bytes = Zeroizing::new(Vec::with_capacity(16 * 1024));
+    // Sized from the file's length (within the cap) so that reading does not reallocate: a
+    // reallocation would leave an unwiped copy of the key behind.
+    let len = file
+        .metadata()
+        .map_or(0, |m| m.len())
+        .min(MAX_KEY_FILE_BYTES);
+    let capacity = usize::try_from(len).unwrap_or(0).max(16 * 1024) + 1;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
     file.take(MAX_KEY_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
