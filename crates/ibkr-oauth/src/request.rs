@@ -70,6 +70,20 @@ impl TokenRequest {
         &self.client_assertion_type
     }
 
+    /// This request with its assertion signed for `now` (a clock corrected by the server's
+    /// offset): the token provider's attempts. A fixed assertion is kept as it is.
+    #[cfg(feature = "provider")]
+    pub(crate) fn signed_at(&self, now: std::time::SystemTime) -> Result<TokenRequest, Error> {
+        let assertion = match &self.assertion {
+            AssertionSource::Fixed(assertion) => assertion.clone(),
+            AssertionSource::Signer(signer) => signer.sign_at(now)?,
+        };
+        Ok(TokenRequest {
+            assertion: AssertionSource::Fixed(assertion),
+            ..self.clone()
+        })
+    }
+
     /// The assertion to send on one attempt: the fixed one, or a fresh one signed now (with
     /// the signer's own clock, the one place that stamps assertion times).
     pub(crate) fn assertion_for_attempt(&self) -> Result<ClientAssertion, Error> {

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
 
-use crate::assertion::Signer;
 use crate::client::TokenClient;
 use crate::error::Error;
 use crate::request::TokenRequest;
@@ -26,21 +25,18 @@ pub(crate) trait Fetch: Send + Sync + 'static {
     fn attempt(&self, attempt: Attempt) -> AttemptFuture<'_>;
 }
 
-/// The real fetch: a fresh assertion for every attempt, then one POST through the client.
+/// The real fetch: the request (validated once, at build) signed afresh for every attempt,
+/// then one POST through the client.
 pub(crate) struct ClientFetch {
     pub(crate) client: TokenClient,
-    pub(crate) signer: Signer,
-    pub(crate) scopes: Vec<String>,
+    /// Holds the signer as its assertion source.
+    pub(crate) request: TokenRequest,
 }
 
 impl Fetch for ClientFetch {
     fn attempt(&self, attempt: Attempt) -> AttemptFuture<'_> {
         Box::pin(async move {
-            let assertion = self.signer.sign_at(attempt.assertion_time)?;
-            let request = TokenRequest::builder()
-                .assertion(assertion)
-                .scopes(self.scopes.iter().cloned())
-                .build()?;
+            let request = self.request.signed_at(attempt.assertion_time)?;
             self.client.request_token(&request).await
         })
     }

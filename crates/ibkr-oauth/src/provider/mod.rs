@@ -93,7 +93,7 @@ use tracing::{Instrument, field};
 use self::cache::{Cached, Margin};
 use self::fetch::{Attempt, ClientFetch, Fetch};
 use self::skew::SkewTracker;
-use crate::assertion::{ClientAssertion, Signer};
+use crate::assertion::Signer;
 use crate::client::TokenClient;
 use crate::clock::Clock;
 use crate::error::Error;
@@ -898,15 +898,14 @@ impl TokenProviderBuilder {
     /// [`Error::InvalidRequest`] when a scope is empty or the joined scopes are outside the
     /// length the token endpoint accepts.
     pub fn build(self) -> Result<TokenProvider, Error> {
-        // The request builder owns the scope rules; check them once, with a stand-in assertion.
-        TokenRequest::builder()
-            .assertion(ClientAssertion::new("validating.the.scopes"))
-            .scopes(self.scopes.iter().cloned())
+        // Built once: the request builder checks the scopes here, before any network I/O.
+        let request = TokenRequest::builder()
+            .signer(self.signer)
+            .scopes(self.scopes)
             .build()?;
         let fetch = ClientFetch {
             client: self.client,
-            signer: self.signer,
-            scopes: self.scopes,
+            request,
         };
         Ok(TokenProvider::from_fetch(
             Box::new(fetch),
