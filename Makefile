@@ -17,6 +17,7 @@ test:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(FEATURES) -- -D warnings
+	$(CARGO) clippy -p ibkr-oauth --lib --no-default-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -176,6 +176,7 @@ impl Signer {
     }
 
     /// The clock that stamps this signer's assertions (the token provider signs with it too).
+    #[cfg(feature = "provider")]
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
