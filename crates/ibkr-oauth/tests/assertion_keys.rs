@@ -500,6 +500,16 @@ fn bare_base64_key_material_given_as_a_path_is_not_echoed() {
         assert!(!shown.contains(&body[..32]), "key material in: {shown}");
         assert!(shown.contains("redacted"), "{shown}");
     }
+    // PEM text with its BEGIN line missing or mistyped is not echoed either.
+    let without_begin: String = text.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let typo = text.replacen("-----BEGIN", "----BEGIN", 1);
+    for value in [without_begin, typo] {
+        let error = PrivateKey::from_pem_file(&value).expect_err("no such file");
+        assert!(matches!(error, Error::KeyFileRead { .. }), "{error:?}");
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains(&body[..32]), "key material in: {shown}");
+        }
+    }
     // An ordinary missing path is still named, since that is what the user needs to see.
     let error = PrivateKey::from_pem_file("/no/such/dir/private.pem").expect_err("missing");
     assert!(

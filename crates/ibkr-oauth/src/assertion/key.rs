@@ -71,16 +71,29 @@ pub enum KeySource {
 /// or PEM text was expected) is not echoed back.
 struct ShownPath<'a>(&'a Path);
 
+impl ShownPath<'_> {
+    /// Whether the "path" may be key material: PEM pieces (a BEGIN line with a typo, or a body
+    /// and END line without their BEGIN), line breaks, or a long run of base64. Real key
+    /// paths have none of these.
+    fn may_be_key_material(text: &str) -> bool {
+        let base64ish =
+            |c: char| c.is_ascii_alphanumeric() || "+/=".contains(c) || c.is_whitespace();
+        text.contains("----")
+            || text.contains("PRIVATE KEY")
+            || text.contains(['\n', '\r'])
+            || text.len() > 512
+            || (text.len() >= 64 && text.chars().all(base64ish))
+    }
+}
+
 impl fmt::Display for ShownPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = self.0.to_string_lossy();
-        let base64ish =
-            |c: char| c.is_ascii_alphanumeric() || "+/=".contains(c) || c.is_whitespace();
-        if text.len() >= 64 && text.chars().all(base64ish) {
+        if Self::may_be_key_material(&text) {
             write!(
                 f,
-                "[redacted: {} characters of what looks like base64 key material, not a path; pass \
-                 the PEM text with its BEGIN/END lines, or a file path]",
+                "[redacted: {} characters that look like key material, not a path; pass the PEM \
+                 text with its -----BEGIN and -----END lines, or the path of a key file]",
                 text.len()
             )
         } else {
