@@ -40,6 +40,7 @@ fn writes_an_rsa_2048_pair_and_prints_the_public_key() {
     }
     #[cfg(unix)]
     assert_eq!(mode(&private), 0o600);
+    assert_eq!(entries(&out_dir), ["private.pem", "public.pem"]);
 }
 
 #[test]
@@ -131,4 +132,142 @@ fn explicit_file_paths_and_the_algorithm_setting() {
         .arg("--public-key-file")
         .arg(&same));
     out.assert_error(2);
+}
+
+/// The names in `dir`, sorted: no temporary file may be left behind.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("the directory")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn one_file_spelled_two_ways_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("a directory");
+    std::fs::create_dir(dir.path().join("real")).expect("a directory");
+    std::os::unix::fs::symlink("real", dir.path().join("link")).expect("a link");
+    let refused = |private: &str, public: &str| {
+        format!(
+            "ibkr-oauth: the private key ({private}) and the public key ({public}) would be \
+             written to the same file; give two different paths"
+        )
+    };
+    let pairs = [
+        ("a.pem", "./a.pem"),
+        ("real/../a.pem", "a.pem"),
+        ("link/a.pem", "real/a.pem"),
+        // Directories that do not exist yet.
+        ("new/deeper/../a.pem", "new/a.pem"),
+    ];
+    for (private, public) in pairs {
+        for force in [false, true] {
+            let mut command = cli();
+            command
+                .current_dir(dir.path())
+                .args(["keygen", "--alg", "EdDSA", "--private-key-file", private])
+                .args(["--public-key-file", public]);
+            if force {
+                command.arg("--force");
+            }
+            let out = run(&mut command);
+            assert_eq!(out.assert_error(2), refused(private, public), "{force}");
+            assert_eq!(entries(dir.path()), ["link", "real"], "{private} {force}");
+            assert_eq!(entries(&dir.path().join("real")), [] as [&str; 0]);
+        }
+    }
+
+    // An existing key stays what it was.
+    std::fs::write(dir.path().join("a.pem"), "the old private key").expect("written");
+    let out = run(cli()
+        .current_dir(dir.path())
+        .args(["keygen", "--private-key-file", "a.pem"])
+        .args(["--public-key-file", "./a.pem", "--force"]));
+    assert_eq!(out.assert_error(2), refused("a.pem", "./a.pem"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.pem")).expect("the key"),
+        "the old private key"
+    );
+}
+
+#[test]
+fn a_public_key_that_cannot_be_written_leaves_the_old_pair_untouched() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let private = dir.path().join("private.pem");
+    // A name one byte longer than a file system takes.
+    let public = dir.path().join(format!("{}.pem", "p".repeat(252)));
+    let expected_error = std::fs::File::create(&public).expect_err("too long a name");
+
+    // With --force: the old private key must survive.
+    std::fs::write(&private, "the old private key").expect("written");
+    let out = run(cli()
+        .args(["keygen", "--alg", "EdDSA", "--force", "--private-key-file"])
+        .arg(&private)
+        .arg("--public-key-file")
+        .arg(&public));
+    assert_eq!(
+        std::fs::read_to_string(&private).expect("the old key"),
+        "the old private key"
+    );
+    assert_eq!(entries(dir.path()), ["private.pem"]);
+    let refused = format!(
+        "ibkr-oauth: could not write {}: {expected_error}; check the path and its permissions",
+        public.display()
+    );
+    assert_eq!(out.assert_error(2), refused);
+
+    // Without: no half of a pair is left.
+    std::fs::remove_file(&private).expect("removed");
+    let out = run(cli()
+        .args(["keygen", "--alg", "EdDSA", "--private-key-file"])
+        .arg(&private)
+        .arg("--public-key-file")
+        .arg(&public));
+    assert_eq!(entries(dir.path()), [] as [&str; 0]);
+    assert_eq!(out.assert_error(2), refused);
+}
+
+#[cfg(unix)]
+#[test]
+fn force_replaces_a_link_and_never_writes_through_it() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let target = dir.path().join("elsewhere.pem");
+    std::fs::write(&target, "not to be touched").expect("written");
+    let private = dir.path().join("private.pem");
+    std::os::unix::fs::symlink(&target, &private).expect("a link");
+    let out = run(cli()
+        .arg("keygen")
+        .arg("--out")
+        .arg(dir.path())
+        .args(["--alg", "EdDSA", "--force"]));
+    out.assert_success();
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("the target"),
+        "not to be touched"
+    );
+    assert!(
+        std::fs::symlink_metadata(&private)
+            .expect("the key")
+            .file_type()
+            .is_file()
+    );
+    assert_eq!(mode(&private), 0o600);
+    assert_eq!(
+        PrivateKey::from_pem_file(&private)
+            .expect("the new key")
+            .key_type(),
+        KeyType::Ed25519
+    );
+    assert_eq!(
+        entries(dir.path()),
+        ["elsewhere.pem", "private.pem", "public.pem"]
+    );
 }

@@ -175,3 +175,80 @@ fn a_public_key_that_is_not_one_is_2() {
     let out = run(cli().arg("sandbox").arg("--public-key").arg(&missing));
     out.assert_error(2);
 }
+
+#[test]
+fn a_busy_port_is_2_and_leaves_no_key_files_behind() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = busy.local_addr().expect("its address").port().to_string();
+    let dir = tempfile::tempdir().expect("a directory");
+    let keys = dir.path().join("keys");
+    let refused = format!(
+        "ibkr-oauth: sandbox: could not listen on 127.0.0.1:{port}: {}; pick another port or \
+         address",
+        std::net::TcpListener::bind(("127.0.0.1", busy.local_addr().expect("addr").port()))
+            .expect_err("the port is busy")
+    );
+
+    // Into --out.
+    let out = run(cli()
+        .args(["sandbox", "--alg", "EdDSA", "--port", &port, "--out"])
+        .arg(&keys));
+    assert_eq!(out.assert_error(2), refused);
+    assert!(!keys.exists(), "nothing was written");
+
+    // Into a new temporary directory: that goes too.
+    let temp = tempfile::tempdir().expect("a directory");
+    let out = run(cli()
+        .env("TMPDIR", temp.path())
+        .args(["sandbox", "--alg", "EdDSA", "--port", &port]));
+    assert_eq!(out.assert_error(2), refused);
+    assert_eq!(
+        std::fs::read_dir(temp.path())
+            .expect("the directory")
+            .count(),
+        0
+    );
+
+    // A retry on a free port, without --force, works.
+    let sandbox = SandboxProcess::start(&[
+        "--alg".as_ref(),
+        "EdDSA".as_ref(),
+        "--out".as_ref(),
+        keys.as_os_str(),
+    ]);
+    let private = keys.join("private.pem");
+    assert_eq!(
+        sandbox.setting("IBKR_PRIVATE_KEY"),
+        Some(private.to_str().expect("UTF-8")),
+        "{:?}",
+        sandbox.output
+    );
+    sandbox.token(&[]).assert_success();
+}
+
+/// SIGTERM (a service manager's stop) ends it as Ctrl-C does.
+#[cfg(unix)]
+#[test]
+fn sigterm_right_after_the_ready_line_stops_it() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let mut sandbox = SandboxProcess::start(&[
+        "--alg".as_ref(),
+        "EdDSA".as_ref(),
+        "--out".as_ref(),
+        dir.path().as_os_str(),
+    ]);
+    assert_eq!(
+        sandbox.output.last().map(String::as_str),
+        Some("# serving; press Ctrl-C to stop")
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &sandbox.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut sandbox.stdout, &mut rest).expect("the rest");
+    let status = sandbox.child.wait().expect("it exits");
+    assert_eq!(status.code(), Some(0), "{status:?} {rest}");
+    assert_eq!(rest, "# sandbox stopped\n");
+}

@@ -3,7 +3,8 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ibkr_oauth::{Algorithm, PrivateKey};
 
@@ -79,27 +80,87 @@ pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), Error> {
     emit(out, &text)
 }
 
-/// Fails with [`Error::FileExists`] if a file of the pair exists and `force` is off, and with
-/// [`Error::Config`] if both paths are the same.
+/// Fails with [`Error::FileExists`] if a file of the pair exists and `force` is off, with
+/// [`Error::Config`] if both paths name the same file or one names a directory, and with
+/// [`Error::File`] if a directory on the way cannot be looked up.
 pub fn check_free(paths: &KeyPaths, force: bool) -> Result<(), Error> {
-    if paths.private == paths.public {
+    // Compared as the files they name, not as text: `a.pem` and `./a.pem` are one file.
+    if resolve(&paths.private)? == resolve(&paths.public)? {
         return Err(Error::Config(format!(
-            "the private and the public key would both be written to {}; give two paths",
-            paths.private.display()
+            "the private key ({}) and the public key ({}) would be written to the same file; \
+             give two different paths",
+            paths.private.display(),
+            paths.public.display()
         )));
     }
-    if !force {
-        for path in [&paths.private, &paths.public] {
-            // symlink_metadata: a dangling link is still something not to overwrite.
-            if fs::symlink_metadata(path).is_ok() {
-                return Err(Error::FileExists { path: path.clone() });
+    for path in [&paths.private, &paths.public] {
+        // symlink_metadata: a dangling link is still something not to overwrite.
+        match fs::symlink_metadata(path) {
+            Ok(metadata) if metadata.is_dir() => {
+                return Err(Error::Config(format!(
+                    "{} is a directory; give the path of a file",
+                    path.display()
+                )));
             }
+            Ok(_) if !force => return Err(Error::FileExists { path: path.clone() }),
+            _ => {}
         }
     }
     Ok(())
 }
 
+/// The file `path` names: its directory with links and `..` resolved, joined to its name. The
+/// directory may not exist yet (it is created on writing): the part that exists is resolved,
+/// the rest is taken as written, as `create_dir_all` will make it.
+fn resolve(path: &Path) -> Result<PathBuf, Error> {
+    let name = path.file_name().ok_or_else(|| {
+        Error::Config(format!(
+            "{} is not a file path; give one that ends in a file name",
+            path.display()
+        ))
+    })?;
+    let lookup_error = |source| Error::File {
+        action: "look up the directory of",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut existing = std::path::absolute(parent_dir(path)).map_err(lookup_error)?;
+    let mut missing = Vec::new();
+    let mut dir = loop {
+        match fs::canonicalize(&existing) {
+            Ok(dir) => break dir,
+            Err(e) if e.kind() == ErrorKind::NotFound => match existing.components().next_back() {
+                Some(last @ (Component::Normal(_) | Component::ParentDir)) => {
+                    missing.push(last.as_os_str().to_owned());
+                    existing.pop();
+                }
+                _ => return Err(lookup_error(e)),
+            },
+            Err(e) => return Err(lookup_error(e)),
+        }
+    };
+    for part in missing.iter().rev() {
+        if part == Component::ParentDir.as_os_str() {
+            dir.pop();
+        } else {
+            dir.push(part);
+        }
+    }
+    dir.push(name);
+    Ok(dir)
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Writes the private key (PKCS#8 PEM, created with mode 0600) and the public key.
+///
+/// Both are written to new files next to their targets first, and moved into place only when
+/// both are complete: on a failure the files that were there are left as they were.
 ///
 /// # Errors
 /// As [`check_free`]; [`Error::File`] when a directory or file cannot be created or written;
@@ -107,54 +168,123 @@ pub fn check_free(paths: &KeyPaths, force: bool) -> Result<(), Error> {
 pub fn write_key_pair(key: &PrivateKey, paths: &KeyPaths, force: bool) -> Result<(), Error> {
     check_free(paths, force)?;
     let pem = key.to_pkcs8_pem()?;
-    write_new_file(&paths.private, pem.as_bytes(), 0o600, force)?;
-    write_new_file(&paths.public, key.public_key_pem().as_bytes(), 0o644, force)
+    let private = PendingFile::write(&paths.private, pem.as_bytes(), 0o600)?;
+    let public = PendingFile::write(&paths.public, key.public_key_pem().as_bytes(), 0o644)?;
+    // The public key first: should the private one then fail to move, the old private key is
+    // still there, and its public key can be derived from it again.
+    public.move_into_place(force)?;
+    private.move_into_place(force).inspect_err(|_| {
+        if !force {
+            // Made by this run a moment ago: no half of a pair is left.
+            let _ = fs::remove_file(&paths.public);
+        }
+    })
 }
 
-/// Creates `path` with `mode` (on Unix) and writes `bytes`. The mode is set when the file is
-/// created, never after, so the key is not readable by others for a moment: with `force` an
-/// existing file is removed first rather than truncated (truncating keeps its old mode).
-fn write_new_file(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<(), Error> {
-    let file_error = |action, source| Error::File {
-        action,
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(|e| Error::File {
+/// A file written under a temporary name in its target's directory; removed when dropped
+/// unless moved into place.
+struct PendingFile {
+    temp: PathBuf,
+    target: PathBuf,
+    moved: bool,
+}
+
+impl PendingFile {
+    /// Creates the temporary file with `mode` (on Unix) and writes `bytes`. The mode is set
+    /// when the file is created, never after, so the key is not readable by others for a
+    /// moment; `create_new` never opens an existing file or follows a link.
+    fn write(target: &Path, bytes: &[u8], mode: u32) -> Result<Self, Error> {
+        let dir = parent_dir(target);
+        fs::create_dir_all(dir).map_err(|source| Error::File {
             action: "create the directory",
-            path: parent.to_path_buf(),
-            source: e,
+            path: dir.to_path_buf(),
+            source,
         })?;
-    }
-    if force {
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(file_error("replace", e)),
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(mode);
         }
-    }
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path).map_err(|e| {
-        if e.kind() == ErrorKind::AlreadyExists {
-            Error::FileExists {
-                path: path.to_path_buf(),
+        #[cfg(not(unix))]
+        let _ = mode;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut attempt = 0;
+        let (mut file, temp) = loop {
+            // Short and fixed: any target name a file system takes leaves room for it.
+            let temp = dir.join(format!(
+                ".ibkr-oauth-{}-{nanos:09}-{attempt}.tmp",
+                std::process::id()
+            ));
+            match options.open(&temp) {
+                Ok(file) => break (file, temp),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+                Err(source) => {
+                    return Err(Error::File {
+                        action: "create a temporary file in",
+                        path: dir.to_path_buf(),
+                        source,
+                    });
+                }
             }
-        } else {
-            file_error("create", e)
+        };
+        let pending = Self {
+            temp,
+            target: target.to_path_buf(),
+            moved: false,
+        };
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|source| pending.error("write", source))?;
+        Ok(pending)
+    }
+
+    /// Gives the file its target name. With `force` a rename, which replaces a file or a link
+    /// (never writing through it); without, a hard link, which fails if the target exists,
+    /// even one made since [`check_free`].
+    fn move_into_place(mut self, force: bool) -> Result<(), Error> {
+        if !force {
+            match fs::hard_link(&self.temp, &self.target) {
+                // Dropping `self` removes the temporary name.
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    return Err(Error::FileExists {
+                        path: self.target.clone(),
+                    });
+                }
+                // A file system without hard links: check, then rename.
+                Err(_) if fs::symlink_metadata(&self.target).is_ok() => {
+                    return Err(Error::FileExists {
+                        path: self.target.clone(),
+                    });
+                }
+                Err(_) => {}
+            }
         }
-    })?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| file_error("write", e))
+        fs::rename(&self.temp, &self.target).map_err(|source| self.error("write", source))?;
+        self.moved = true;
+        Ok(())
+    }
+
+    fn error(&self, action: &'static str, source: std::io::Error) -> Error {
+        Error::File {
+            action,
+            path: self.target.clone(),
+            source,
+        }
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.moved {
+            // Nothing more to do if it cannot be removed: it holds no more than the target would.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
 }
 
 /// The path made absolute for printing (as given if that fails).

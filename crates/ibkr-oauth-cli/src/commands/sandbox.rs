@@ -15,17 +15,20 @@ use crate::cli::SandboxArgs;
 use crate::error::Error;
 use crate::output::shell_assignment;
 
-/// The line printed once the settings are out and the sandbox serves: a reader of the output
-/// can stop reading there.
+/// The line printed once the settings are out, the sandbox serves and Ctrl-C and SIGTERM are
+/// caught: a reader of the output can stop reading there, and stop the sandbox at once.
 pub const READY_LINE: &str = "# serving; press Ctrl-C to stop";
 
 /// Starts the sandbox, prints its base URL and the client settings, and serves until Ctrl-C
 /// (or SIGTERM).
 ///
 /// # Errors
-/// A public key that cannot be read or registered, key files that cannot be written, a port
-/// that cannot be bound.
+/// A public key that cannot be read or registered, a port that cannot be bound, key files that
+/// cannot be written (nothing is written when the port cannot be bound), signals that cannot be
+/// listened for.
 pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
+    // A directory made for the key pair is removed again if the sandbox does not start.
+    let mut made_dir = MadeDir(None);
     let (public_pem, generated) = match &args.public_key {
         Some(path) => {
             let pem = std::fs::read_to_string(path).map_err(|source| Error::File {
@@ -44,13 +47,15 @@ pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
                 {
                     KeyPaths::resolve(&args.files, Path::new("."))
                 }
-                None => KeyPaths::resolve(&args.files, &fresh_temp_dir()?),
+                None => {
+                    let dir = made_dir.0.insert(fresh_temp_dir()?);
+                    KeyPaths::resolve(&args.files, dir)
+                }
             };
             keygen::check_free(&paths, args.files.force)?;
             let key = PrivateKey::generate(algorithm)?;
-            keygen::write_key_pair(&key, &paths, args.files.force)?;
             let public = key.public_key_pem();
-            (public, Some((paths, describe_key(&key), algorithm)))
+            (public, Some((key, paths, algorithm)))
         }
     };
     let client = RegisteredClient::new(&args.client_id);
@@ -64,6 +69,28 @@ pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
         .expires_in(Duration::from_secs(args.expires_in))
         .start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await?;
+    // Written only now that the port is bound: a start that fails (a busy --port) leaves no
+    // files behind that a retry without --force would refuse to overwrite.
+    let generated = match generated {
+        Some((key, paths, algorithm)) => {
+            if let Err(error) = keygen::write_key_pair(&key, &paths, args.files.force) {
+                running.shutdown().await;
+                return Err(error);
+            }
+            Some((paths, describe_key(&key), algorithm))
+        }
+        None => None,
+    };
+    made_dir.keep();
+    // Listening before the ready line is out: a reader may stop the sandbox as soon as it
+    // sees it.
+    let stop = match StopSignals::listen() {
+        Ok(stop) => stop,
+        Err(error) => {
+            running.shutdown().await;
+            return Err(error);
+        }
+    };
 
     let mut text = format!(
         "# ibkr-oauth sandbox: a local stand-in of IBKR's token endpoint\n# base URL: {}\n# token \
@@ -110,7 +137,7 @@ pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
     text.push('\n');
     emit(out, &text)?;
 
-    wait_for_stop().await?;
+    stop.wait().await;
     running.shutdown().await;
     emit(out, "# sandbox stopped\n")
 }
@@ -138,19 +165,62 @@ fn fresh_temp_dir() -> Result<PathBuf, Error> {
     Ok(dir)
 }
 
-/// Returns on Ctrl-C, or SIGTERM on Unix.
-async fn wait_for_stop() -> Result<(), Error> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.map_err(Error::Signal),
-            _ = term.recv() => Ok(()),
+/// A directory made by this run, removed when dropped (if still empty) unless kept.
+struct MadeDir(Option<PathBuf>);
+
+impl MadeDir {
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for MadeDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            // `remove_dir` removes only an empty directory; a leftover is harmless.
+            let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// Ctrl-C, and SIGTERM on Unix, caught from [`StopSignals::listen`] on: a signal that comes
+/// before [`StopSignals::wait`] runs still stops the sandbox cleanly instead of killing it.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
     #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map_err(Error::Signal)
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self, Error> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            // Not `tokio::signal::ctrl_c()`: it starts listening only when first polled.
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).map_err(Error::Signal)?,
+                terminate: signal(SignalKind::terminate()).map_err(Error::Signal)?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {
+                ctrl_c: tokio::signal::windows::ctrl_c().map_err(Error::Signal)?,
+            })
+        }
+    }
+
+    /// Returns on the first signal (or if the runtime stops delivering them).
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        self.ctrl_c.recv().await;
     }
 }
