@@ -6,7 +6,8 @@ use std::time::Duration;
 ///
 /// Queued with [`RunningSandbox::inject_fault`](crate::RunningSandbox::inject_fault); each
 /// request to the token endpoint takes the next queued fault, in order. Every faulted request
-/// is still read and recorded in the request log, with its decoded assertion.
+/// is still read and recorded in the request log, with its decoded assertion (when it is at
+/// most 8 KiB).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {

@@ -74,9 +74,13 @@
 //! | refused | 400 | `application/problem+json` | `{"type":"/simple","title":"Bad Request","status":400,"detail":...}` |
 //! | [`Fault::ServerError`], or a fault of the sandbox | 500 | `application/problem+json` | title `Internal Server Error` |
 //! | [`Fault::TooManyRequests`] | 429 + `Retry-After` | `application/problem+json` | title `Too Many Requests` (not in `openapi.yaml`) |
-//! | another path / method | 404 / 405 | `application/problem+json` | outside the operation |
+//! | another path / method | 404 / 405 (+ `Allow: POST`) | `application/problem+json` | outside the operation |
+//! | a request hyper refuses before the sandbox sees it: headers over its size limit, a malformed request line, header or `Content-Length` | 431 / 400 | none | empty |
 //!
-//! Every response carries `Date` from the sandbox's clock and `Cache-Control: no-store`.
+//! Every response the sandbox makes carries `Date` from the sandbox's clock and
+//! `Cache-Control: no-store`. The refusals hyper makes itself (the last row) carry neither
+//! (their `Date` is hyper's, from the system clock), close the connection, and are not counted
+//! or logged.
 
 #![deny(missing_docs)]
 

@@ -8,7 +8,35 @@ use serde_json::Value;
 
 use crate::Fault;
 
+/// The longest assertion whose header and claims are decoded into the log. A real one is about
+/// 1 KiB; decoded JSON takes many times its text, so a large junk one is not kept decoded.
+pub(crate) const MAX_DECODED_ASSERTION_BYTES: usize = 8 * 1024;
+
+/// The longest string kept in the log (method, path, headers, form names and values); a longer
+/// one is cut, so that a hostile request cannot make an entry large.
+pub(crate) const MAX_LOGGED_STRING_BYTES: usize = 1024;
+
+/// `value`, or for a long one its start (cut at a character boundary) and `…`, at most
+/// [`MAX_LOGGED_STRING_BYTES`] bytes in all.
+pub(crate) fn bounded(value: &str) -> String {
+    if value.len() <= MAX_LOGGED_STRING_BYTES {
+        return value.to_owned();
+    }
+    const ELLIPSIS: char = '…';
+    let mut cut = MAX_LOGGED_STRING_BYTES - ELLIPSIS.len_utf8();
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut kept = String::with_capacity(cut + ELLIPSIS.len_utf8());
+    kept.push_str(value.get(..cut).unwrap_or_default());
+    kept.push(ELLIPSIS);
+    kept
+}
+
 /// One request the sandbox received.
+///
+/// Strings taken from the request (method, path, headers, form names and values) are kept up to
+/// 1 KiB: a longer one is cut at a character boundary and ends with `…`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RecordedRequest {
@@ -31,9 +59,11 @@ pub struct RecordedRequest {
     pub body_len: Option<usize>,
     /// The form fields, when the body was read as a form.
     pub form: RecordedForm,
-    /// The assertion's JOSE header, decoded but not verified (`None` when undecodable).
+    /// The assertion's JOSE header, decoded but not verified (`None` when undecodable, or when
+    /// the assertion is over 8 KiB).
     pub assertion_header: Option<Value>,
-    /// The assertion's claims, decoded but not verified (`None` when undecodable).
+    /// The assertion's claims, decoded but not verified (`None` when undecodable, or when the
+    /// assertion is over 8 KiB).
     pub assertion_claims: Option<Value>,
     /// The fault this request took, if any.
     pub fault: Option<Fault>,
@@ -70,7 +100,7 @@ pub struct RecordedForm {
     pub client_assertion_type: Option<String>,
     /// `scope`.
     pub scope: Option<String>,
-    /// `client_assertion`, the signed JWS.
+    /// `client_assertion`, the signed JWS, whole (not cut as the other fields are).
     pub client_assertion: Option<SecretString>,
     /// Every field in the order received, the assertion's value replaced by `[redacted]`.
     pub fields: Vec<(String, String)>,
@@ -82,12 +112,12 @@ impl RecordedForm {
             fields
                 .iter()
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.as_str())
         };
         Self {
-            grant_type: first("grant_type"),
-            client_assertion_type: first("client_assertion_type"),
-            scope: first("scope"),
+            grant_type: first("grant_type").map(bounded),
+            client_assertion_type: first("client_assertion_type").map(bounded),
+            scope: first("scope").map(bounded),
             client_assertion: first("client_assertion").map(SecretString::from),
             fields: fields
                 .iter()
@@ -95,9 +125,9 @@ impl RecordedForm {
                     let v = if k == "client_assertion" {
                         "[redacted]".to_owned()
                     } else {
-                        v.clone()
+                        bounded(v)
                     };
-                    (k.clone(), v)
+                    (bounded(k), v)
                 })
                 .collect(),
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, DATE, USER_AGENT};
+use axum::http::header::{ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, DATE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -27,7 +27,7 @@ use tower::ServiceExt as _;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::log::{RecordedForm, RecordedRequest, RequestLog};
+use crate::log::{MAX_DECODED_ASSERTION_BYTES, RecordedForm, RecordedRequest, RequestLog, bounded};
 use crate::token::Minter;
 use crate::verify::{self, Grant, Refusal, quote};
 use crate::{AccessTokenClaims, Error, Fault, Outcome, Sandbox, response};
@@ -37,6 +37,10 @@ pub const TOKEN_PATH: &str = "/oauth2/api/v1/token";
 
 /// Above this many remembered `jti`s, the ones whose assertion has expired are forgotten.
 const JTI_PRUNE_THRESHOLD: usize = 1024;
+
+/// How long shutdown waits for a connection to finish after asking it to close; then it is
+/// dropped. Without it a client that sent part of a request head would hold shutdown forever.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// State shared by the handle and every request.
 struct Shared {
@@ -169,7 +173,8 @@ async fn serve_connection(stream: TcpStream, router: Router, shared: Arc<Shared>
         _ = connection.as_mut() => {}
         () = stopped(&mut shutdown) => {
             connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            // Past the grace the connection is dropped, and with it any handler it runs.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
         }
     }
 }
@@ -181,8 +186,8 @@ impl Shared {
         RecordedRequest {
             seq: 0,
             received_at: self.clock.now(),
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
+            method: bounded(parts.method.as_str()),
+            path: bounded(parts.uri.path()),
             content_type: header(CONTENT_TYPE),
             accept: header(ACCEPT),
             user_agent: header(USER_AGENT),
@@ -229,9 +234,7 @@ impl Shared {
 
     fn close(&self, seq: u64) -> Response {
         lock(&self.log).finish(seq, Outcome::ConnectionClosed);
-        let mut response = Response::new(Body::empty());
-        response.extensions_mut().insert(CloseConnection);
-        response
+        close_connection()
     }
 
     async fn until_shutdown(&self) {
@@ -261,10 +264,17 @@ impl Shared {
     }
 }
 
+/// A response that makes the connection close without an answer.
+fn close_connection() -> Response {
+    let mut response = Response::new(Body::empty());
+    response.extensions_mut().insert(CloseConnection);
+    response
+}
+
 fn header_string(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers
         .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|v| bounded(&String::from_utf8_lossy(v.as_bytes())))
 }
 
 async fn token_endpoint(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -280,9 +290,16 @@ async fn token_endpoint(State(shared): State<Arc<Shared>>, request: Request) -> 
         Some(len) if len > limit as u64 => Err(format!(
             "request body: {len} bytes is more than the {limit}-byte limit"
         )),
-        _ => axum::body::to_bytes(body, limit)
-            .await
-            .map_err(|_| format!("request body: unreadable or more than the {limit}-byte limit")),
+        _ => tokio::select! {
+            // Biased: a body already here is read, and its request handled, even at shutdown.
+            biased;
+            read = axum::body::to_bytes(body, limit) => read.map_err(|_| {
+                format!("request body: unreadable or more than the {limit}-byte limit")
+            }),
+            // A client that stops sending mid-body must not hold shutdown. The request was
+            // not received (its body not read): it is neither counted nor logged.
+            () = shared.until_shutdown() => return close_connection(),
+        },
     };
     let content_type = entry.content_type.clone();
     let mut form = Vec::new();
@@ -294,7 +311,11 @@ async fn token_endpoint(State(shared): State<Arc<Shared>>, request: Request) -> 
         {
             form = verify::parse_form(bytes);
             entry.form = RecordedForm::from_fields(&form);
-            if let Some((_, assertion)) = form.iter().find(|(k, _)| k == "client_assertion") {
+            if let Some((_, assertion)) = form
+                .iter()
+                .find(|(k, _)| k == "client_assertion")
+                .filter(|(_, assertion)| assertion.len() <= MAX_DECODED_ASSERTION_BYTES)
+            {
                 (entry.assertion_header, entry.assertion_claims) =
                     verify::peek_assertion(assertion);
             }
@@ -370,7 +391,13 @@ async fn method_not_allowed(State(shared): State<Arc<Shared>>, request: Request)
         "method {} is not allowed; the token endpoint is POST {TOKEN_PATH}",
         quote(parts.method.as_str())
     );
-    shared.refuse(seq, StatusCode::METHOD_NOT_ALLOWED, &detail)
+    let mut response = shared.refuse(seq, StatusCode::METHOD_NOT_ALLOWED, &detail);
+    // RFC 9110 section 15.5.6: a 405 lists the allowed methods. Set here, not left to axum's
+    // router (which sets it only when the handler has not).
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("POST"));
+    response
 }
 
 async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -426,7 +453,9 @@ impl RunningSandbox {
     }
 
     /// Stops accepting, closes idle connections and stalled requests, lets requests being
-    /// handled finish, and returns when all connections are closed.
+    /// handled finish, and returns when all connections are closed. A connection still open
+    /// after a grace period of one second (a client that sent part of a request, say) is
+    /// dropped.
     pub async fn shutdown(mut self) {
         self.shared.shutdown.send_replace(true);
         if let Some(task) = self.task.take() {

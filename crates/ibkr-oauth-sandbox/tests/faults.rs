@@ -23,13 +23,14 @@ async fn server_errors_for_the_next_n_requests() {
     let http = http();
     sandbox.inject_fault(Fault::ServerError, 2);
     assert_eq!(sandbox.pending_faults(), 2);
+    let mut sent_jtis = Vec::new();
+    let mut signed = || {
+        let claims = claims(now());
+        sent_jtis.push(claims["jti"].clone());
+        Body::form(&Signer::rs256().sign(&claims))
+    };
     for _ in 0..2 {
-        let response = send(
-            &http,
-            &sandbox,
-            &Body::form(&Signer::rs256().sign(&claims(now()))),
-        )
-        .await;
+        let response = send(&http, &sandbox, &signed()).await;
         assert_eq!(response.status(), 500);
         assert_eq!(
             response.headers()["content-type"],
@@ -44,27 +45,22 @@ async fn server_errors_for_the_next_n_requests() {
             "injected fault: the sandbox was told to fail this request"
         );
     }
-    let response = send(
-        &http,
-        &sandbox,
-        &Body::form(&Signer::rs256().sign(&claims(now()))),
-    )
-    .await;
+    let response = send(&http, &sandbox, &signed()).await;
     assert_eq!(response.status(), 200);
     // Faulted requests are logged with their assertion: a test can check every retry signed a
-    // new one.
+    // new one. The log holds each request's own claims, decoded by the sandbox.
     let log = sandbox.requests();
     let faults: Vec<_> = log.iter().map(|r| r.fault.clone()).collect();
     assert_eq!(
         faults,
         [Some(Fault::ServerError), Some(Fault::ServerError), None]
     );
-    let mut jtis: Vec<_> = log
+    let logged_jtis: Vec<_> = log
         .iter()
-        .map(|r| r.assertion_claims.as_ref().unwrap()["jti"].clone())
+        .map(|r| r.assertion_claims.as_ref().map(|c| c["jti"].clone()))
         .collect();
-    jtis.dedup();
-    assert_eq!(jtis.len(), 3);
+    let sent_jtis: Vec<_> = sent_jtis.into_iter().map(Some).collect();
+    assert_eq!(logged_jtis, sent_jtis);
     assert_eq!(sandbox.pending_faults(), 0);
 }
 
@@ -111,21 +107,49 @@ async fn faults_queue_in_order_and_can_be_cleared() {
     assert_eq!(send(&http, &sandbox, &Body::form("x")).await.status(), 400);
 }
 
-#[tokio::test]
+/// Sends a good token request from a task of its own, so that a test can watch it stall.
+fn spawn_token_request(
+    http: &reqwest::Client,
+    sandbox: &ibkr_oauth_sandbox::RunningSandbox,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let request = http
+        .post(sandbox.token_url())
+        .form(&form(&Signer::eddsa().sign(&claims(now())), None));
+    tokio::spawn(request.send())
+}
+
+/// Asserts that `request` is not answered before `stall` is over, and is right after. Under
+/// paused time (the sandbox runs on the test's runtime), so the stall is virtual.
+async fn assert_stalled_for(
+    sandbox: &ibkr_oauth_sandbox::RunningSandbox,
+    stall: Duration,
+    mut request: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) -> reqwest::Response {
+    let almost = stall - Duration::from_millis(1);
+    let early = tokio::time::timeout(almost, &mut request).await;
+    assert!(
+        early.is_err(),
+        "answered before the stall was over: {early:?}"
+    );
+    let stalled = sandbox.last_request().unwrap();
+    assert_eq!(stalled.fault, Some(Fault::Stall(stall)));
+    assert_eq!(stalled.outcome, Outcome::Pending);
+    tokio::time::timeout(Duration::from_millis(2), request)
+        .await
+        .expect("answered once the stall is over")
+        .unwrap()
+        .expect("the sandbox answers")
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stall_delays_then_answers() {
     let sandbox = sandbox().await;
-    sandbox.inject_fault(Fault::Stall(Duration::from_millis(20)), 1);
-    let response = send(
-        &http(),
-        &sandbox,
-        &Body::form(&Signer::eddsa().sign(&claims(now()))),
-    )
-    .await;
+    let stall = Duration::from_millis(20);
+    sandbox.inject_fault(Fault::Stall(stall), 1);
+    let request = spawn_token_request(&http(), &sandbox);
+    let response = assert_stalled_for(&sandbox, stall, request).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        sandbox.last_request().unwrap().fault,
-        Some(Fault::Stall(Duration::from_millis(20)))
-    );
+    assert_eq!(sandbox.last_request().unwrap().status(), Some(200));
 }
 
 #[tokio::test]
@@ -250,13 +274,9 @@ async fn the_clock_offset_can_start_set() {
 async fn paused_time_skips_stalls_and_keeps_connections() {
     let sandbox = sandbox().await;
     let http = http();
-    sandbox.inject_fault(Fault::Stall(Duration::from_secs(3600)), 1);
-    let response = send(
-        &http,
-        &sandbox,
-        &Body::form(&Signer::eddsa().sign(&claims(now()))),
-    )
-    .await;
+    let stall = Duration::from_secs(3600);
+    sandbox.inject_fault(Fault::Stall(stall), 1);
+    let response = assert_stalled_for(&sandbox, stall, spawn_token_request(&http, &sandbox)).await;
     assert_eq!(response.status(), 200);
     tokio::time::sleep(Duration::from_secs(3600)).await;
     let response = send(

@@ -6,9 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ibkr_oauth_sandbox::{ACCESS_TOKEN_ISSUER, Outcome};
+use ibkr_oauth_sandbox::{ACCESS_TOKEN_ISSUER, FORM_CONTENT_TYPE, Outcome};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 async fn token(
     http: &reqwest::Client,
@@ -220,6 +221,110 @@ async fn the_log_records_what_was_sent() {
     assert_eq!(sandbox.request_count(), 2);
 }
 
+/// A decodable assertion of exactly `len` characters (its signature part pads it).
+fn assertion_of_len(len: usize) -> String {
+    let head = raw_jws(&json!({"alg": "RS256", "kid": "rsa"}), &claims(now()), "");
+    assert!(head.len() < len);
+    format!("{head}{}", "A".repeat(len - head.len()))
+}
+
+/// A hostile request cannot make its log entry large: an assertion over 8 KiB is not decoded,
+/// and every other string taken from the request is cut to 1 KiB.
+#[tokio::test]
+async fn the_log_bounds_what_it_keeps() {
+    let sandbox = sandbox().await;
+    let http = http();
+
+    // Up to 8 KiB, the assertion is decoded; one byte more, it is not (a real one is ~1 KiB).
+    for (len, decoded) in [(8192, true), (8193, false)] {
+        let assertion = assertion_of_len(len);
+        assert_eq!(
+            send(&http, &sandbox, &Body::form(&assertion))
+                .await
+                .status(),
+            400
+        );
+        let entry = sandbox.last_request().unwrap();
+        assert_eq!(entry.assertion_header.is_some(), decoded, "{len}");
+        assert_eq!(entry.assertion_claims.is_some(), decoded, "{len}");
+        let kept = entry.form.client_assertion.unwrap();
+        assert_eq!(
+            kept.expose_secret(),
+            assertion,
+            "the assertion itself is kept whole"
+        );
+    }
+
+    // A 40 KB header part whose decoded JSON would be many times that: kept undecoded.
+    let zeros = vec![0; 15_000];
+    let huge = raw_jws(&json!({"a": zeros}), &claims(now()), "c2ln");
+    assert!(huge.len() > 40_000);
+    // Two-byte characters, so that the cut falls inside one: it moves back to a boundary.
+    let wide = "é".repeat(600);
+    let wide_cut = format!("{}…", "é".repeat(510));
+    let ascii = "a".repeat(3000);
+    let ascii_cut = format!("{}…", "a".repeat(1021));
+    let mut fields = form(&huge, Some(&wide));
+    fields.push((ascii.clone(), wide.clone()));
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    let response = http
+        .post(sandbox.token_url())
+        .header("content-type", format!("{FORM_CONTENT_TYPE}; p={ascii}"))
+        .header("accept", &ascii)
+        .header("user-agent", &wide)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let entry = sandbox.last_request().unwrap();
+    assert!(entry.body_len.is_some(), "the body was read as a form");
+    assert_eq!(entry.assertion_header, None);
+    assert_eq!(entry.assertion_claims, None);
+    let content_type = format!("{FORM_CONTENT_TYPE}; p={ascii}");
+    let content_type_cut = format!("{}…", &content_type[..1021]);
+    assert_eq!(
+        entry.content_type.as_deref(),
+        Some(content_type_cut.as_str())
+    );
+    assert_eq!(entry.accept.as_deref(), Some(ascii_cut.as_str()));
+    assert_eq!(entry.user_agent.as_deref(), Some(wide_cut.as_str()));
+    assert_eq!(entry.form.scope.as_deref(), Some(wide_cut.as_str()));
+    assert_eq!(
+        entry.form.fields,
+        [
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ("client_assertion_type".to_owned(), JWT_BEARER.to_owned()),
+            ("client_assertion".to_owned(), "[redacted]".to_owned()),
+            ("scope".to_owned(), wide_cut.clone()),
+            (ascii_cut.clone(), wide_cut.clone()),
+        ]
+    );
+    assert_eq!(wide_cut.len(), 1023);
+    assert_eq!(ascii_cut.len(), 1024);
+
+    // The path and method, on requests the endpoint does not serve.
+    let response = http
+        .post(format!("{}/{ascii}", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let expected_path = format!("/{}…", "a".repeat(1020));
+    assert_eq!(sandbox.last_request().unwrap().path, expected_path);
+    let method = reqwest::Method::from_bytes("M".repeat(3000).as_bytes()).unwrap();
+    let response = http
+        .request(method, sandbox.token_url())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let expected_method = format!("{}…", "M".repeat(1021));
+    assert_eq!(sandbox.last_request().unwrap().method, expected_method);
+}
+
 #[tokio::test]
 async fn the_log_keeps_the_newest_entries() {
     let sandbox = builder().request_log_capacity(2).start().await.unwrap();
@@ -242,6 +347,8 @@ async fn other_paths_and_methods_get_problems() {
         response.headers()["content-type"],
         "application/problem+json"
     );
+    let allow: Vec<_> = response.headers().get_all("allow").iter().collect();
+    assert_eq!(allow, ["POST"]);
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["title"], "Method Not Allowed");
     assert_eq!(
@@ -290,6 +397,60 @@ async fn shutdown_stops_serving() {
     let url = sandbox.token_url();
     sandbox.shutdown().await;
     assert!(http.post(&url).send().await.is_err());
+}
+
+/// A client that sent part of a request head cannot hold shutdown forever: its connection is
+/// dropped after the grace period. Paused time, so the grace costs nothing; the guard is far
+/// past it and only keeps a regression from hanging the test.
+#[tokio::test(start_paused = true)]
+async fn shutdown_drops_a_connection_stuck_in_its_request_head() {
+    let sandbox = sandbox().await;
+    let mut stream = tokio::net::TcpStream::connect(sandbox.local_addr())
+        .await
+        .unwrap();
+    stream
+        .write_all(b"POST /oauth2/api/v1/token HTTP/1.1\r\nHost: sandbox\r\nContent-Ty")
+        .await
+        .unwrap();
+    // The sandbox accepts and reads the partial head meanwhile.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    tokio::time::timeout(Duration::from_secs(600), sandbox.shutdown())
+        .await
+        .expect("shutdown returns despite the partial head");
+    assert_eq!(answer(&mut stream).await, "", "closed without an answer");
+}
+
+/// A client that stops mid-body does not hold shutdown even for the grace period: the body read
+/// gives way to shutdown (paused time: the 1 s grace would be waited in virtual time).
+#[tokio::test(start_paused = true)]
+async fn shutdown_does_not_wait_for_a_partial_body() {
+    let sandbox = sandbox().await;
+    let mut stream = tokio::net::TcpStream::connect(sandbox.local_addr())
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /oauth2/api/v1/token HTTP/1.1\r\nHost: sandbox\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n\
+              grant_type=client_credentials",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    tokio::time::timeout(Duration::from_millis(500), sandbox.shutdown())
+        .await
+        .expect("shutdown returns before the grace period is over");
+    assert_eq!(answer(&mut stream).await, "", "closed without an answer");
+}
+
+/// Whatever the sandbox sends until it closes the connection (bounded by a guard).
+async fn answer(stream: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    // A reset instead of a close is as good: no answer either way.
+    let _ = tokio::time::timeout(Duration::from_secs(600), stream.read_to_end(&mut answer))
+        .await
+        .expect("the connection is closed");
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
