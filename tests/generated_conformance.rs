@@ -6,6 +6,7 @@
 use ibkr_oauth_generated::apis::Error;
 use ibkr_oauth_generated::apis::authorization_token_api::{GenerateTokenError, generate_token};
 use ibkr_oauth_generated::apis::configuration::Configuration;
+use ibkr_oauth_generated::models::TokenResponse;
 use mockito::{Matcher, Server};
 
 const PATH: &str = "/oauth2/api/v1/token";
@@ -18,6 +19,21 @@ fn config(server: &Server) -> Configuration {
         base_path: server.url(),
         ..Configuration::default()
     }
+}
+
+/// Calls the generated operation against `server` with the fixed test parameters.
+async fn send(
+    server: &Server,
+    scope: Option<&str>,
+) -> Result<TokenResponse, Error<GenerateTokenError>> {
+    generate_token(
+        &config(server),
+        "client_credentials",
+        ASSERTION,
+        ASSERTION_TYPE,
+        scope,
+    )
+    .await
 }
 
 fn form(request: &mockito::Request) -> Vec<(String, String)> {
@@ -49,15 +65,9 @@ async fn sends_a_url_encoded_form_post_to_the_token_path() {
         .create_async()
         .await;
 
-    let response = generate_token(
-        &config(&server),
-        "client_credentials",
-        ASSERTION,
-        ASSERTION_TYPE,
-        Some("echo.read echo.write"),
-    )
-    .await
-    .expect("200 parses");
+    let response = send(&server, Some("echo.read echo.write"))
+        .await
+        .expect("200 parses");
     mock.assert_async().await;
     assert_eq!(response.token_type.as_deref(), Some("Bearer"));
 }
@@ -77,15 +87,7 @@ async fn omits_scope_when_absent() {
         .create_async()
         .await;
 
-    generate_token(
-        &config(&server),
-        "client_credentials",
-        ASSERTION,
-        ASSERTION_TYPE,
-        None,
-    )
-    .await
-    .expect("200 parses");
+    send(&server, None).await.expect("200 parses");
     mock.assert_async().await;
 }
 
@@ -102,15 +104,7 @@ async fn generated_operation_sends_only_reqwests_default_accept() {
         .with_body("{}")
         .create_async()
         .await;
-    generate_token(
-        &config(&server),
-        "client_credentials",
-        ASSERTION,
-        ASSERTION_TYPE,
-        None,
-    )
-    .await
-    .expect("200 parses");
+    send(&server, None).await.expect("200 parses");
     mock.assert_async().await;
 }
 
@@ -124,15 +118,7 @@ async fn parses_ibkr_token_response() {
         .with_body(r#"{"access_token":"eyJ.a.b","token_type":"Bearer","scope":"echo.read echo.write","expires_in":86399}"#)
         .create_async()
         .await;
-    let response = generate_token(
-        &config(&server),
-        "client_credentials",
-        ASSERTION,
-        ASSERTION_TYPE,
-        None,
-    )
-    .await
-    .expect("200 parses");
+    let response = send(&server, None).await.expect("200 parses");
     assert_eq!(response.access_token.as_deref(), Some("eyJ.a.b"));
     assert_eq!(response.token_type.as_deref(), Some("Bearer"));
     assert_eq!(response.scope.as_deref(), Some("echo.read echo.write"));
@@ -148,15 +134,9 @@ async fn problem_response(status: usize, body: &str) -> Error<GenerateTokenError
         .with_body(body)
         .create_async()
         .await;
-    generate_token(
-        &config(&server),
-        "client_credentials",
-        ASSERTION,
-        ASSERTION_TYPE,
-        None,
-    )
-    .await
-    .expect_err("a problem is an error")
+    send(&server, None)
+        .await
+        .expect_err("a problem is an error")
 }
 
 #[tokio::test]
@@ -234,14 +214,6 @@ async fn a_non_json_success_is_a_serde_error() {
         .with_body("<html>hi</html>")
         .create_async()
         .await;
-    let error = generate_token(
-        &config(&server),
-        "client_credentials",
-        ASSERTION,
-        ASSERTION_TYPE,
-        None,
-    )
-    .await
-    .expect_err("html is not a token");
+    let error = send(&server, None).await.expect_err("html is not a token");
     assert!(matches!(error, Error::Serde(_)), "got {error:?}");
 }

@@ -1,10 +1,13 @@
 //! One HTTP exchange per test against mockito (or a hand-made loopback server for the faults
 //! mockito cannot produce): every response row of issue 3 and the exact error it maps to.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
+use common::closed_port_url;
 use ibkr_oauth::{
     CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAssertion, Clock, DEFAULT_USER_AGENT, Error,
     ExposeSecret, StatusCode, TokenClient, TokenRequest,
@@ -633,12 +636,8 @@ async fn stalled_server_hits_the_timeout() {
 
 #[tokio::test]
 async fn refused_connection_is_a_connect_error() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
     let client = TokenClient::builder()
-        .base_url(format!("http://127.0.0.1:{port}"))
+        .base_url(closed_port_url())
         .build()
         .unwrap();
     let e = client.request_token(&request()).await.unwrap_err();

@@ -2,14 +2,16 @@
 //! assertion is formatted (`{:?}` and `{}`); the secrets never appear. (Tracing output:
 //! `facade_tracing.rs`.)
 
+mod common;
+
 use std::fmt::Debug;
 use std::time::Duration;
 
+use common::{answering, closed_port_url};
 use ibkr_oauth::{ClientAssertion, Error, TokenClient, TokenRequest};
-use mockito::{Server, ServerGuard};
+use mockito::ServerGuard;
 use serde_json::json;
 
-const PATH: &str = "/oauth2/api/v1/token";
 /// A client assertion (compact JWS) that must never print.
 const ASSERTION: &str =
     "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJjbGllbnQtNDIifQ.QVNTRVJUSU9OLVNFQ1JFVC1TSUc";
@@ -80,14 +82,7 @@ async fn answer(
     content_type: &str,
     body: impl AsRef<[u8]>,
 ) -> (ServerGuard, TokenClient) {
-    let mut server = Server::new_async().await;
-    server
-        .mock("POST", PATH)
-        .with_status(status)
-        .with_header("content-type", content_type)
-        .with_body(body)
-        .create_async()
-        .await;
+    let server = answering(status, content_type, body).await;
     let client = TokenClient::builder()
         .base_url(server.url())
         .max_response_bytes(4096)
@@ -204,12 +199,8 @@ async fn errors_built_around_secrets_do_not_print_them() {
 
 #[tokio::test]
 async fn transport_errors_do_not_print_the_assertion() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
     let client = TokenClient::builder()
-        .base_url(format!("http://127.0.0.1:{port}"))
+        .base_url(closed_port_url())
         .build()
         .unwrap();
     let e = client.request_token(&request()).await.unwrap_err();

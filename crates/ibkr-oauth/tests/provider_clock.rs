@@ -1,10 +1,12 @@
 //! A clock pinned on the signer keeps stamping assertions when the provider signs them.
+#![cfg(feature = "provider")]
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::Bodies;
 use ibkr_oauth::provider::TokenProvider;
 use ibkr_oauth::{Algorithm, Clock, PrivateKey, Signer, TokenClient};
 
@@ -19,21 +21,14 @@ impl Clock for Pinned {
 
 #[tokio::test]
 async fn the_provider_signs_with_the_signers_clock() {
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let record = Arc::clone(&seen);
+    let bodies = Bodies::default();
     let mut server = mockito::Server::new_async().await;
     let _mock = server
         .mock("POST", "/oauth2/api/v1/token")
         .with_header("content-type", "application/json")
-        .with_body_from_request(move |request| {
-            let body = request.body().cloned().unwrap_or_default();
-            for (name, value) in url::form_urlencoded::parse(&body) {
-                if name == "client_assertion" {
-                    record.lock().unwrap().push(value.into_owned());
-                }
-            }
-            br#"{"access_token":"t","token_type":"Bearer","expires_in":3600}"#.to_vec()
-        })
+        .with_body_from_request(
+            bodies.answer(r#"{"access_token":"t","token_type":"Bearer","expires_in":3600}"#),
+        )
         .create_async()
         .await;
 
@@ -55,10 +50,8 @@ async fn the_provider_signs_with_the_signers_clock() {
         .expect("provider");
     provider.access_token().await.expect("token");
 
-    let assertion = seen.lock().unwrap().first().cloned().expect("one request");
-    let payload = assertion.split('.').nth(1).expect("three parts");
-    let claims: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("json");
+    let claims = bodies.claims();
+    assert_eq!(claims.len(), 1);
     // iat = the pinned time minus the default 10 s allowance (no server Date, so no offset).
-    assert_eq!(claims["iat"], 1_700_000_000 - 10);
+    assert_eq!(claims[0]["iat"], 1_700_000_000 - 10);
 }

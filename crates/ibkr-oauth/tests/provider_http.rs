@@ -4,15 +4,16 @@
 //! exactly under tokio's paused clock in the provider's unit tests).
 #![cfg(feature = "provider")]
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::Bodies;
+
 use ibkr_oauth::provider::{RetryPolicy, TokenProvider};
 use ibkr_oauth::{Algorithm, Error, ExposeSecret, PrivateKey, Signer, StatusCode, TokenClient};
 use mockito::{Matcher, Server, ServerGuard};
-use serde_json::Value;
 
 const PATH: &str = "/oauth2/api/v1/token";
 const TOKEN_BODY: &str = r#"{"access_token":"eyJhbGciOiJSUzI1NiJ9.e30.dG9rZW4","token_type":"Bearer","expires_in":86399}"#;
@@ -32,37 +33,6 @@ fn provider(server: &ServerGuard, policy: RetryPolicy) -> TokenProvider {
         .retry_policy(policy)
         .build()
         .unwrap()
-}
-
-/// The claims of the assertion in one captured form body.
-fn claims(form: &[u8]) -> Value {
-    let assertion = url::form_urlencoded::parse(form)
-        .find(|(k, _)| k == "client_assertion")
-        .map(|(_, v)| v.into_owned())
-        .expect("a client_assertion parameter");
-    let payload = assertion.split('.').nth(1).expect("a compact JWS");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-/// Captures every request body the mock answers.
-#[derive(Clone, Default)]
-struct Bodies(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl Bodies {
-    fn answer(&self, body: &'static str) -> impl Fn(&mockito::Request) -> Vec<u8> + use<> {
-        let seen = self.clone();
-        move |request| {
-            seen.0
-                .lock()
-                .unwrap()
-                .push(request.body().cloned().unwrap_or_default());
-            body.as_bytes().to_vec()
-        }
-    }
-
-    fn claims(&self) -> Vec<Value> {
-        self.0.lock().unwrap().iter().map(|b| claims(b)).collect()
-    }
 }
 
 fn unix_now() -> i64 {

@@ -2,49 +2,15 @@
 //! test binary: it installs a global subscriber.
 #![cfg(feature = "provider")]
 
-use std::fmt::{Debug, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
 
+use common::Recorder;
 use ibkr_oauth::provider::{RetryPolicy, TokenProvider};
 use ibkr_oauth::{Algorithm, PrivateKey, Signer, TokenClient};
 use mockito::Server;
 
 const PATH: &str = "/oauth2/api/v1/token";
 const ACCESS_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.QUNDRVNTLVRPS0VOLVNJRw";
-
-/// Writes every span (name and fields), field update and event into one string.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<String>>, Arc<AtomicU64>);
-
-struct Fields<'a>(&'a Mutex<String>);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn Debug) {
-        let _ = write!(self.0.lock().unwrap(), "{}={value:?} ", field.name());
-    }
-}
-
-impl tracing::Subscriber for Recorder {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let _ = write!(self.0.lock().unwrap(), "\n[{}] ", span.metadata().name());
-        span.record(&mut Fields(&self.0));
-        tracing::span::Id::from_u64(self.1.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        values.record(&mut Fields(&self.0));
-    }
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        self.0.lock().unwrap().push_str("\n  event: ");
-        event.record(&mut Fields(&self.0));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
 
 #[tokio::test]
 async fn spans_carry_attempt_status_expiry_and_skew_and_no_secret() {
@@ -89,7 +55,7 @@ async fn spans_carry_attempt_status_expiry_and_skew_and_no_secret() {
     provider.invalidate(&token);
     provider.access_token().await.unwrap();
 
-    let log = recorder.0.lock().unwrap().clone();
+    let log = recorder.text();
     for expected in [
         "[ibkr_oauth.refresh] reason=\"cold\"",
         "[ibkr_oauth.refresh] reason=\"invalidated\"",
