@@ -271,3 +271,17 @@ fn force_replaces_a_link_and_never_writes_through_it() {
         ["elsewhere.pem", "private.pem", "public.pem"]
     );
 }
+
+/// The leak check finds a JWT but not the `eyJ` that random base64 in a public key can hold.
+#[test]
+fn the_jwt_check_tells_a_token_from_base64_that_happens_to_hold_eyj() {
+    assert!(common::contains_jwt(
+        "token: eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\n"
+    ));
+    assert!(common::contains_jwt(
+        r#"{"access_token":"eyJhbGciOiJFUzI1NiJ9.e30.c2ln"}"#
+    ));
+    assert!(!common::contains_jwt(
+        "-----BEGIN PUBLIC KEY-----\nXZ+yw0IsCFMgH9VgD5qkjMTYsufyqhsE+ZF0IuYEGTp7eyJXZ+yw\n-----END PUBLIC KEY-----\n"
+    ));
+}

@@ -85,10 +85,18 @@ impl Run {
     }
 }
 
-/// No JWT (an access token or an assertion: both start `eyJ`) and no private key in the output.
+/// Whether `text` holds a compact JWS/JWT: a run of base64url characters that starts `eyJ`
+/// (`{"` encoded) and has three dot-separated parts. A bare `eyJ` is not enough: it turns up
+/// by chance inside a printed public key's base64 about once in 700 keys.
+pub fn contains_jwt(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .any(|word| word.starts_with("eyJ") && word.split('.').count() == 3)
+}
+
+/// No JWT (an access token or an assertion) and no private key in the output.
 pub fn assert_no_jwt_or_key(run: &Run) {
     let all = run.all();
-    assert!(!all.contains("eyJ"), "a JWT was printed: {run:#?}");
+    assert!(!contains_jwt(&all), "a JWT was printed: {run:#?}");
     assert!(
         !all.contains("PRIVATE KEY"),
         "a private key was printed: {run:#?}"
