@@ -1,314 +1,177 @@
-//! The one error type of this crate.
+//! The crate's error: [`Error`], what kind of failure it is ([`ErrorKind`]), and the build-time
+//! [`ConfigError`]. Key and signing failures have their own types in `assertion/error.rs`.
+//!
+//! Every message says what happened and what to do, once: text that an error's
+//! [`source`](std::error::Error::source) prints is never repeated in the message itself, so a
+//! report that prints the chain (anyhow's `{:#}`, the CLI) shows each fact once.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::assertion::{KeyError, SignError};
+use crate::problem::{OAuthError, Problem};
+use crate::response::ResponseInfo;
+
+/// What kind of failure an [`Error`] is: the one question most callers branch on.
+///
+/// ```
+/// use ibkr_oauth::{Error, ErrorKind};
+///
+/// fn exit_code(error: &Error) -> u8 {
+///     match error.kind() {
+///         ErrorKind::Configuration | ErrorKind::Key => 2,
+///         ErrorKind::Refused => 3,
+///         ErrorKind::Transport => 4,
+///         ErrorKind::InvalidResponse => 5,
+///         _ => 1,
+///     }
+/// }
+/// # let _ = exit_code;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A setting was refused before any network I/O (a base URL, a scope, a signer setting),
+    /// or the program is set up in a way the call cannot work in (no tokio runtime, a clock
+    /// before 1970). Fix the configuration; retrying does not help.
+    Configuration,
+    /// The private key could not be read, parsed or used. Fix the key file.
+    Key,
+    /// The token endpoint answered with a refusal or failure it explains: an RFC 9457 problem
+    /// or an RFC 6749 error. [`Error::is_retryable`] tells a 5xx or 429 from a 4xx refusal.
+    Refused,
+    /// No answer: the connection could not be made, timed out or broke.
+    Transport,
+    /// An answer that is neither a token nor an explained refusal: a redirect, an HTML page,
+    /// a body over the size cap, a malformed token.
+    InvalidResponse,
+    /// A failure inside this process: the crypto backend, the random source, a task that died
+    /// with its runtime.
+    Internal,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Configuration => "configuration",
+            ErrorKind::Key => "key",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Transport => "transport",
+            ErrorKind::InvalidResponse => "invalid response",
+            ErrorKind::Internal => "internal",
+        })
+    }
+}
+
+/// A shared, type-erased cause (the HTTP stack's error), cheap to clone.
+pub(crate) type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong while getting a token.
 ///
-/// Each variant's message says what happened and what to do about it. No variant ever holds or
-/// prints a secret (access token, assertion, key).
-#[derive(Debug, thiserror::Error)]
+/// Cheap to clone (its parts are shared), so every caller waiting on one fetch gets the same
+/// error. Branch on [`kind`](Self::kind), or match the variants for detail. No variant ever
+/// holds or prints a secret (access token, assertion, key).
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    // --- request, HTTP and response mapping (client, request, transport, problem, token) ---
-    /// The request builder refused its input before any network I/O.
-    #[error("invalid token request: {0}")]
-    InvalidRequest(String),
-    /// The client builder refused its configuration (base URL, timeouts, size cap, user
-    /// agent, HTTP client), before any network I/O.
-    #[error("invalid token client configuration: {0}")]
-    InvalidConfig(String),
+    /// A setting was refused at build time, before any network I/O.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The private key could not be read, parsed or used (shared: a key error names its
+    /// source, which would otherwise be copied with every clone).
+    #[error(transparent)]
+    Key(Arc<KeyError>),
+    /// A client assertion (or signed body) could not be signed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
     /// The endpoint refused or failed the request with an RFC 9457 problem document
     /// (`application/problem+json`, or another JSON body on a 4xx/5xx that has no RFC 6749
     /// `error` member). The status is the response's real one: a 500 is a 500.
-    #[error("{}", crate::error::problem_message(problem, response))]
+    #[error("{}", problem_message(problem, response))]
     Problem {
         /// The problem document, with the HTTP status beside the body's own `status`.
-        problem: Box<crate::problem::Problem>,
+        problem: Arc<Problem>,
         /// The response's status and headers.
-        response: Box<crate::problem::ResponseInfo>,
+        response: Arc<ResponseInfo>,
     },
     /// The endpoint refused the request with an RFC 6749 section 5.2 error body (an
     /// `application/json` 4xx/5xx with a string `error` member).
-    #[error("{}", crate::error::oauth_message(error, response))]
+    #[error("{}", oauth_message(error, response))]
     OAuth {
         /// The `error`, `error_description` and `error_uri` members.
-        error: Box<crate::problem::OAuthError>,
+        error: Arc<OAuthError>,
         /// The response's status and headers.
-        response: Box<crate::problem::ResponseInfo>,
+        response: Arc<ResponseInfo>,
     },
     /// A response the token API never sends: a redirect (never followed, so the assertion is
     /// not resent elsewhere), an HTML error page from a proxy, a non-JSON success...
-    #[error("{}", crate::error::unexpected_message(excerpt, location, response))]
+    #[error("{}", unexpected_message(excerpt.as_deref(), location.as_deref(), response))]
     UnexpectedResponse {
         /// A short sanitised excerpt of the body. `None` for a 2xx, whose body may be a
         /// credential in an unexpected format.
-        excerpt: Option<String>,
+        excerpt: Option<Arc<str>>,
         /// The `Location` header of a redirect (sanitised).
-        location: Option<String>,
+        location: Option<Arc<str>>,
         /// The response's status and headers.
-        response: Box<crate::problem::ResponseInfo>,
+        response: Arc<ResponseInfo>,
     },
     /// A success response that is not a usable token: not JSON, members of the wrong type, no
     /// or an empty `access_token`, a negative `expires_in`... The reason never quotes a value.
     #[error(
         "invalid token response ({}): {reason}; the endpoint does not answer like IBKR's token \
          API: check the base URL",
-        crate::error::status_text(response.status)
+        status_text(response.status)
     )]
     InvalidResponse {
         /// What is wrong with the body.
-        reason: String,
+        reason: Arc<str>,
         /// The response's status and headers.
-        response: Box<crate::problem::ResponseInfo>,
+        response: Arc<ResponseInfo>,
     },
     /// The response body is larger than the client's cap; it was refused without being read
     /// whole.
     #[error(
         "the token endpoint's response ({}) is larger than the {limit}-byte cap and was refused \
          unread: check the base URL, or raise `max_response_bytes` if the endpoint is trusted",
-        crate::error::status_text(response.status)
+        status_text(response.status)
     )]
     ResponseTooLarge {
         /// The cap, in bytes.
         limit: usize,
         /// The response's status and headers.
-        response: Box<crate::problem::ResponseInfo>,
+        response: Arc<ResponseInfo>,
     },
     /// No complete response arrived within the configured timeout (after connecting).
     #[error(
-        "the token request timed out: no complete response within the configured timeout; \
-         retry later, or raise the client's `timeout`"
+        "the token request to {url} timed out: no complete response within the configured \
+         timeout; retry later, or raise the client's `timeout`"
     )]
     Timeout {
-        /// The underlying HTTP error.
+        /// The URL the request went to.
+        url: Arc<str>,
+        /// What the HTTP stack reported (its innermost cause).
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        source: Cause,
     },
     /// The connection to the token endpoint could not be made (DNS, refused, TLS handshake,
     /// connect timeout).
-    #[error(
-        "could not connect to the token endpoint ({}); check the base URL, DNS and network, \
-         then retry",
-        crate::error::root_cause(source.as_ref())
-    )]
+    #[error("{}", connect_message(url, source.as_ref()))]
     Connect {
-        /// The underlying HTTP error.
+        /// The URL the request went to.
+        url: Arc<str>,
+        /// What the HTTP stack reported (its innermost cause).
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        source: Cause,
     },
     /// The exchange failed in transit for another reason (connection reset while reading...).
-    #[error(
-        "the token request failed in transit ({}); retry later",
-        crate::error::root_cause(source.as_ref())
-    )]
+    #[error("the token request to {url} failed in transit; retry later")]
     Transport {
-        /// The underlying HTTP error.
+        /// The URL the request went to.
+        url: Arc<str>,
+        /// What the HTTP stack reported (its innermost cause).
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        source: Cause,
     },
-    // --- keys and assertions (assertion/) ---
-    /// A key file (named directly or by an environment variable) could not be read.
-    #[error("could not read {origin}: {io}; check the path and that this process may read it")]
-    KeyFileRead {
-        /// The file.
-        origin: crate::assertion::KeySource,
-        /// The operating system's error.
-        #[source]
-        io: std::io::Error,
-    },
-    /// A key file is larger than any PEM private key.
-    #[error(
-        "{origin} is over {limit} bytes, far larger than a PEM private key; point to the key \
-         file itself ({})",
-        crate::assertion::key::EXPECTED_KEY
-    )]
-    KeyFileTooLarge {
-        /// The file.
-        origin: crate::assertion::KeySource,
-        /// The size limit in bytes.
-        limit: u64,
-    },
-    /// The environment variable that should hold the key (or its path) is unset or empty.
-    #[error(
-        "environment variable {name} is unset, empty or not Unicode; set it to the path of the \
-         private key file or to the PEM text itself"
-    )]
-    KeyEnvVar {
-        /// The variable's name.
-        name: String,
-    },
-    /// The key file or string is empty.
-    #[error("{origin} is empty; expected {}", crate::assertion::key::EXPECTED_KEY)]
-    KeyEmpty {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-    },
-    /// The input holds no PEM block at all (garbage, binary DER, another format).
-    #[error(
-        "{origin} is not PEM text (no -----BEGIN line found); expected {}; a binary DER key \
-         converts with `openssl pkey -in key.der -inform DER -out key.pem`",
-        crate::assertion::key::EXPECTED_KEY
-    )]
-    KeyNotPem {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-    },
-    /// The input holds a public key, not the private key.
-    #[error(
-        "{origin} holds a public key (BEGIN PUBLIC KEY); the signer needs the private key that \
-         belongs to it: expected {}",
-        crate::assertion::key::EXPECTED_KEY
-    )]
-    KeyIsPublic {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-    },
-    /// The input holds a certificate (or certificate request), not a private key.
-    #[error(
-        "{origin} holds a certificate, not a private key; use the private key file that was \
-         generated with it: expected {}",
-        crate::assertion::key::EXPECTED_KEY
-    )]
-    KeyIsCertificate {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-    },
-    /// The input holds a PEM block of a kind this crate does not read (OpenSSH, DSA, ...).
-    #[error(
-        "{origin} holds a `{label}` PEM block, which is not a supported private key format; \
-         expected {}; convert it with `openssl pkcs8 -topk8 -nocrypt -in OLD -out key.pem` (for \
-         OpenSSH keys: `ssh-keygen -p -m PKCS8 -f KEY`)",
-        crate::assertion::key::EXPECTED_KEY
-    )]
-    KeyFormatUnsupported {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-        /// The PEM label found (at most 64 characters).
-        label: String,
-    },
-    /// The key is encrypted PKCS#8 and no passphrase was given.
-    #[error(
-        "{origin} is encrypted (BEGIN ENCRYPTED PRIVATE KEY); load it with \
-         PrivateKey::from_encrypted_pem or from_encrypted_pem_file and its passphrase"
-    )]
-    KeyEncrypted {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-    },
-    /// The key uses OpenSSL's legacy PEM encryption (`Proc-Type: 4,ENCRYPTED`).
-    #[error(
-        "{origin} uses OpenSSL's legacy PEM encryption (Proc-Type: 4,ENCRYPTED), which is not \
-         supported; re-encrypt it as PKCS#8 with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD \
-         -out key.pem`"
-    )]
-    KeyLegacyEncrypted {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-    },
-    /// The passphrase does not decrypt the key (or the encrypted key is damaged).
-    #[error(
-        "could not decrypt {origin}: the passphrase is wrong or the file is damaged; check the \
-         passphrase"
-    )]
-    KeyPassphraseWrong {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-    },
-    /// The key is encrypted with a scheme this crate does not implement.
-    #[error(
-        "{origin} is encrypted with an unsupported scheme ({scheme}); expected PBES2 with AES-CBC \
-         and PBKDF2-HMAC-SHA-256 or scrypt; re-encrypt it with `openssl pkcs8 -topk8 -v2 \
-         aes-256-cbc -v2prf hmacWithSHA256 -in OLD -out key.pem`"
-    )]
-    KeyEncryptionUnsupported {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-        /// The scheme found (an OID or name).
-        scheme: String,
-    },
-    /// A private-key PEM block whose base64 or DER content is damaged.
-    #[error(
-        "{origin} has a {format} block, but {reason}; the file is damaged or truncated: export \
-         the key again"
-    )]
-    KeyMalformed {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-        /// The format its PEM label announced.
-        format: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A well-formed private key of a type or curve that no supported algorithm signs with.
-    #[error(
-        "{origin} holds {found}, which cannot sign client assertions; expected an RSA key (2048 \
-         to 8192 bits), an EC P-256 key or an Ed25519 key"
-    )]
-    KeyTypeUnsupported {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-        /// What the key is.
-        found: String,
-    },
-    /// An RSA key shorter than 2048 bits.
-    #[error(
-        "{origin} holds an RSA key shorter than 2048 bits, which is too weak; generate a new key \
-         of 2048 bits or more (`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`) \
-         and register its public key"
-    )]
-    KeyRsaTooSmall {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-    },
-    /// The key cannot sign with the algorithm chosen for the signer.
-    #[error(
-        "the {key_type} key from {origin} cannot sign {algorithm}; choose an algorithm the key \
-         supports ({}) or a key for {algorithm}",
-        crate::assertion::algorithm::names(*key_type)
-    )]
-    KeyAlgorithmMismatch {
-        /// Where the key was read from.
-        origin: crate::assertion::KeySource,
-        /// The key's type.
-        key_type: crate::assertion::KeyType,
-        /// The algorithm that was chosen.
-        algorithm: crate::assertion::Algorithm,
-    },
-    /// An algorithm name that is not one of `RS256`, `PS256`, `ES256`, `EdDSA`.
-    #[error("unknown signature algorithm `{name}`; use RS256 (IBKR's), PS256, ES256 or EdDSA")]
-    UnknownAlgorithm {
-        /// The name given (at most 32 characters).
-        name: String,
-    },
-    /// The crypto backend could not generate a key.
-    #[error("could not generate a {key_type} key: the crypto backend failed; retry")]
-    KeyGeneration {
-        /// The type of key asked for.
-        key_type: crate::assertion::KeyType,
-    },
-    /// The crypto backend could not serialise a key.
-    #[error("could not export the {key_type} key: the crypto backend failed; retry")]
-    KeyExport {
-        /// The key's type.
-        key_type: crate::assertion::KeyType,
-    },
-    /// The signer builder refused a setting.
-    #[error("invalid assertion signer: {0}")]
-    InvalidSigner(String),
-    /// The clock reads a time that cannot be put into `iat`/`exp`.
-    #[error(
-        "the clock reads a time before 1970 (or too far ahead) to stamp an assertion; fix the \
-         system clock or the injected Clock"
-    )]
-    ClockOutOfRange,
-    /// Signing failed in the crypto backend or the system random source.
-    #[error(
-        "could not sign the client assertion with {algorithm}: the crypto backend or the \
-         system's random source failed; retry, and report it if it persists"
-    )]
-    SigningFailed {
-        /// The algorithm used.
-        algorithm: crate::assertion::Algorithm,
-    },
-    // --- token provider (provider/) ---
     /// The token provider had to start a fetch (or its refresher) outside a tokio runtime.
     #[error(
         "the token provider needs a tokio runtime to fetch a token, and none runs on this \
@@ -321,18 +184,75 @@ pub enum Error {
          down); call access_token again from a running runtime"
     )]
     FetchAborted,
+    /// A token source written outside this crate (a [`Fetch`](crate::provider::Fetch), a
+    /// closure [`TokenSource`](crate::TokenSource)) failed; see [`Error::custom`].
+    #[error("{message}")]
+    Custom {
+        /// What kind of failure the source reported.
+        kind: ErrorKind,
+        /// What happened and what to do.
+        message: Arc<str>,
+        /// The source's own error, if any.
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
-// --- request, HTTP and response mapping: queries and messages ---
+impl From<KeyError> for Error {
+    fn from(error: KeyError) -> Self {
+        Error::Key(Arc::new(error))
+    }
+}
 
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) | Error::NoRuntime => ErrorKind::Configuration,
+            Error::Key(e) => e.kind(),
+            Error::Sign(e) => e.kind(),
+            Error::Problem { .. } | Error::OAuth { .. } => ErrorKind::Refused,
+            Error::UnexpectedResponse { .. }
+            | Error::InvalidResponse { .. }
+            | Error::ResponseTooLarge { .. } => ErrorKind::InvalidResponse,
+            Error::Timeout { .. } | Error::Connect { .. } | Error::Transport { .. } => {
+                ErrorKind::Transport
+            }
+            Error::FetchAborted => ErrorKind::Internal,
+            Error::Custom { kind, .. } => *kind,
+        }
+    }
+
+    /// An error for code outside this crate that produces tokens or signatures (a custom
+    /// [`Fetch`](crate::provider::Fetch), a KMS signer, a test double): `message` says what
+    /// happened and what to do, `source` (if any) is the underlying error.
+    ///
+    /// ```
+    /// use ibkr_oauth::{Error, ErrorKind};
+    ///
+    /// let err = Error::custom(ErrorKind::Transport, "the KMS did not answer; retry", None);
+    /// assert_eq!(err.kind(), ErrorKind::Transport);
+    /// assert!(err.is_retryable());
+    /// ```
+    pub fn custom(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Error::Custom {
+            kind,
+            message: Arc::from(message.into()),
+            source: source.map(Cause::from),
+        }
+    }
+
     /// The HTTP status of the response this error comes from, if it comes from one.
     pub fn status(&self) -> Option<http::StatusCode> {
         self.response().map(|r| r.status)
     }
 
     /// The status and headers of the response this error comes from, if it comes from one.
-    pub fn response(&self) -> Option<&crate::problem::ResponseInfo> {
+    pub fn response(&self) -> Option<&ResponseInfo> {
         match self {
             Error::Problem { response, .. }
             | Error::OAuth { response, .. }
@@ -344,7 +264,7 @@ impl Error {
     }
 
     /// The problem document, for [`Error::Problem`].
-    pub fn problem(&self) -> Option<&crate::problem::Problem> {
+    pub fn problem(&self) -> Option<&Problem> {
         match self {
             Error::Problem { problem, .. } => Some(problem),
             _ => None,
@@ -357,15 +277,17 @@ impl Error {
         self.response().and_then(|r| r.server_date)
     }
 
-    /// Whether sending the same request again later may succeed: responses with status 5xx,
-    /// 429 or 408 (whatever their body), timeouts, connect failures and failures in transit.
-    /// Not: other 4xx, redirects, invalid success responses, refused input or configuration.
+    /// Whether sending the same request again later may succeed: responses with status 5xx
+    /// (but 501), 429 or 408 (whatever their body), timeouts, connect failures and failures in
+    /// transit, and custom errors of kind [`ErrorKind::Transport`]. Not: other 4xx, redirects,
+    /// invalid success responses, refused input or configuration.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Timeout { .. } | Error::Connect { .. } | Error::Transport { .. } => true,
+            Error::Custom { kind, .. } => *kind == ErrorKind::Transport,
             _ => self
                 .response()
-                .is_some_and(|r| crate::problem::retryable_status(r.status)),
+                .is_some_and(|r| crate::response::retryable_status(r.status)),
         }
     }
 
@@ -377,6 +299,32 @@ impl Error {
     }
 }
 
+/// A setting refused at build time, before any network I/O: by a builder's `build()` or by
+/// parsing a setting's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The request builder (scopes, assertion) refused its input.
+    #[error("invalid token request: {0}")]
+    Request(String),
+    /// The client builder refused its configuration (base URL, timeouts, size cap, user
+    /// agent, HTTP client).
+    #[error("invalid token client configuration: {0}")]
+    Client(String),
+    /// The signer builder refused a setting (client id, key id, audience, lifetime...).
+    #[error("invalid assertion signer: {0}")]
+    Signer(String),
+    /// The provider builder refused a setting (refresh margin, fraction...).
+    #[error("invalid token provider settings: {0}")]
+    Provider(String),
+    /// An algorithm name that is not one of `RS256`, `PS256`, `ES256`, `EdDSA`.
+    #[error("unknown signature algorithm `{name}`; use RS256 (IBKR's), PS256, ES256 or EdDSA")]
+    UnknownAlgorithm {
+        /// The name given (sanitised, at most 32 characters).
+        name: String,
+    },
+}
+
 /// `400 Bad Request`, or `599` for a code without a reason phrase.
 pub(crate) fn status_text(status: http::StatusCode) -> String {
     match status.canonical_reason() {
@@ -385,7 +333,7 @@ pub(crate) fn status_text(status: http::StatusCode) -> String {
     }
 }
 
-fn retry_hint(response: &crate::problem::ResponseInfo) -> String {
+fn retry_hint(response: &ResponseInfo) -> String {
     match (response.is_retryable_status(), response.retry_after) {
         (true, Some(after)) => format!("; retry in {} s", after.as_secs()),
         (true, None) => "; retry later".to_owned(),
@@ -393,10 +341,7 @@ fn retry_hint(response: &crate::problem::ResponseInfo) -> String {
     }
 }
 
-fn problem_message(
-    problem: &crate::problem::Problem,
-    response: &crate::problem::ResponseInfo,
-) -> String {
+fn problem_message(problem: &Problem, response: &ResponseInfo) -> String {
     let verb = if response.status.is_server_error() {
         "token endpoint failed"
     } else {
@@ -409,10 +354,7 @@ fn problem_message(
     )
 }
 
-fn oauth_message(
-    error: &crate::problem::OAuthError,
-    response: &crate::problem::ResponseInfo,
-) -> String {
+fn oauth_message(error: &OAuthError, response: &ResponseInfo) -> String {
     format!(
         "token request rejected ({}): {error}{}",
         status_text(response.status),
@@ -421,13 +363,13 @@ fn oauth_message(
 }
 
 fn unexpected_message(
-    excerpt: &Option<String>,
-    location: &Option<String>,
-    response: &crate::problem::ResponseInfo,
+    excerpt: Option<&str>,
+    location: Option<&str>,
+    response: &ResponseInfo,
 ) -> String {
     let status = status_text(response.status);
     if response.status.is_redirection() {
-        let to = location.as_deref().unwrap_or("no Location given");
+        let to = location.unwrap_or("no Location given");
         return format!(
             "the token endpoint redirected ({status}) to {to}; redirects are not followed so \
              the assertion is not resent elsewhere: set the base URL to the endpoint's real \
@@ -439,7 +381,7 @@ fn unexpected_message(
         .as_deref()
         .unwrap_or("no content type");
     let body = match excerpt {
-        Some(e) if e.is_empty() => ", empty body".to_owned(),
+        Some("") => ", empty body".to_owned(),
         Some(e) => format!(": \"{e}\""),
         None => ", body not shown".to_owned(),
     };
@@ -458,11 +400,65 @@ fn unexpected_message(
     )
 }
 
-/// The innermost message of an error chain: the one that says what actually failed.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(next) = current.source() {
-        current = next;
+fn connect_message(url: &str, cause: &(dyn std::error::Error + 'static)) -> String {
+    // rustls's words for a TLS handshake answered in plain text say nothing to a person.
+    let text = cause.to_string();
+    if text.contains("InvalidContentType") || text.contains("invalid content type") {
+        return format!(
+            "could not connect to {url}: the server answered the TLS handshake in plain text, \
+             so it speaks http, not https; use an http:// base URL for a local server, or the \
+             https port of a real one"
+        );
     }
-    current.to_string()
+    format!(
+        "could not connect to the token endpoint at {url}; check the base URL, DNS and network, then retry"
+    )
+}
+
+/// The innermost error of a chain, kept as the cause that an error shows (the HTTP stack's
+/// outer layers repeat the URL and say "error sending request", which the message says better).
+pub(crate) fn root_cause(error: Box<dyn std::error::Error + Send + Sync + 'static>) -> Cause {
+    RootCause::new(error.as_ref())
+        .map(|root| Arc::new(root) as Cause)
+        .unwrap_or_else(|| Cause::from(error))
+}
+
+/// The text of an error chain's innermost error, kept without its outer layers.
+#[derive(Debug)]
+struct RootCause(String);
+
+impl RootCause {
+    fn new(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        let mut current = error;
+        let mut depth = 0;
+        while let Some(next) = current.source() {
+            current = next;
+            depth += 1;
+        }
+        (depth > 0).then(|| Self(current.to_string()))
+    }
+}
+
+impl fmt::Display for RootCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RootCause {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_sync_and_cheap_to_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Error>();
+        assert!(
+            std::mem::size_of::<Error>() <= 48,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+    }
 }
