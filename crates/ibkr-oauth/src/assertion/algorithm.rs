@@ -77,8 +77,8 @@ impl FromStr for Algorithm {
             .into_iter()
             .find(|alg| alg.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| ConfigError::UnknownAlgorithm {
-                // Bounded so that a huge argument does not flood a log line.
-                name: s.chars().take(32).collect(),
+                // Bounded and one line, so that an argument cannot flood or drive a terminal.
+                name: crate::sanitize::sanitize(s, 32),
             })
     }
 }

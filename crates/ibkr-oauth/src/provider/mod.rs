@@ -92,8 +92,11 @@ mod skew;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hardening;
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -150,6 +153,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     skew: SkewTracker,
     settings: Settings,
+    /// Set once "no runtime to refresh ahead" was logged: said once, not once per call.
+    warned_no_runtime: AtomicBool,
 }
 
 impl TokenProvider {
@@ -181,6 +186,7 @@ impl TokenProvider {
                 clock,
                 skew: SkewTracker::new(settings.skew_threshold, settings.max_clock_offset),
                 settings,
+                warned_no_runtime: AtomicBool::new(false),
             }),
         }
     }

@@ -2,7 +2,7 @@
 //! starting the one fetch, settling its result (cache it, or stale on error, or the
 //! cool-down), and invalidation. The flight bookkeeping itself lives in `flight`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -42,9 +42,6 @@ impl Reason {
         }
     }
 }
-
-/// Set once the "no runtime to refresh ahead" warning was logged: it is said once per process.
-static WARNED_NO_RUNTIME: AtomicBool = AtomicBool::new(false);
 
 impl Inner {
     pub(super) fn lock(&self) -> MutexGuard<'_, Flights<Outcome>> {
@@ -107,7 +104,7 @@ impl Inner {
         if tokio::runtime::Handle::try_current().is_err() {
             // Keep the claim: the hit path stays lock-free and quiet, and the first call after
             // expiry fetches (and says why it cannot, if it still has no runtime).
-            if !WARNED_NO_RUNTIME.swap(true, Ordering::Relaxed) {
+            if !self.warned_no_runtime.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "the access token is due for refresh, but no tokio runtime runs here to \
                      refresh it in the background; it is fetched again when it expires"

@@ -20,44 +20,46 @@ use crate::token::Token;
 
 const T0_SECS: u64 = 1_700_000_000;
 
-fn t0() -> SystemTime {
+pub(super) fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(T0_SECS)
 }
 
-fn secs(s: u64) -> Duration {
+pub(super) fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// A wall clock that moves with tokio's (paused) clock, from `t0()`.
+/// A wall clock that moves with tokio's (paused) clock, from `t0()`, plus whatever it was
+/// made to jump (a resume from sleep: the wall clock moved, the monotonic one did not).
 #[derive(Debug)]
-struct TokioClock {
+pub(super) struct TokioClock {
     start: Instant,
+    jumped_secs: Arc<AtomicU32>,
 }
 
 impl Clock for TokioClock {
     fn now(&self) -> SystemTime {
-        t0() + self.start.elapsed()
+        t0() + self.start.elapsed() + secs(u64::from(self.jumped_secs.load(Ordering::SeqCst)))
     }
 }
 
 /// What one attempt of the fake answers, after `delay`.
-struct Step {
+pub(super) struct Step {
     delay: Duration,
     result: Result<Token, Error>,
 }
 
 impl Step {
-    fn after(mut self, delay: Duration) -> Self {
+    pub(super) fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
 }
 
-fn ok(n: u32, lifetime_secs: u64) -> Step {
+pub(super) fn ok(n: u32, lifetime_secs: u64) -> Step {
     ok_dated(n, lifetime_secs, None)
 }
 
-fn ok_dated(n: u32, lifetime_secs: u64, server_date: Option<SystemTime>) -> Step {
+pub(super) fn ok_dated(n: u32, lifetime_secs: u64, server_date: Option<SystemTime>) -> Step {
     let body = format!(
         r#"{{"access_token":"tok-{n}","token_type":"Bearer","expires_in":{lifetime_secs}}}"#
     );
@@ -69,7 +71,7 @@ fn ok_dated(n: u32, lifetime_secs: u64, server_date: Option<SystemTime>) -> Step
 }
 
 /// An RFC 9457 problem answer, as the real mapping makes it.
-fn problem(status: u16, retry_after: Option<&str>, date: Option<SystemTime>) -> Step {
+pub(super) fn problem(status: u16, retry_after: Option<&str>, date: Option<SystemTime>) -> Step {
     let raw = RawResponse {
         status: StatusCode::from_u16(status).expect("status"),
         content_type: Some("application/problem+json".into()),
@@ -85,13 +87,13 @@ fn problem(status: u16, retry_after: Option<&str>, date: Option<SystemTime>) -> 
     }
 }
 
-type Script = dyn Fn(u32) -> Step + Send + Sync;
+pub(super) type Script = dyn Fn(u32) -> Step + Send + Sync;
 
 /// The fake's record of one attempt: when it started (tokio clock) and the assertion time.
 #[derive(Debug, Clone, Copy)]
-struct Seen {
-    at: Instant,
-    assertion_time: SystemTime,
+pub(super) struct Seen {
+    pub(super) at: Instant,
+    pub(super) assertion_time: SystemTime,
 }
 
 struct Fake {
@@ -116,37 +118,42 @@ impl Fetch for Fake {
     }
 }
 
-struct Harness {
-    provider: TokenProvider,
+pub(super) struct Harness {
+    pub(super) provider: TokenProvider,
     calls: Arc<AtomicU32>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Moves the wall clock ahead without moving tokio's.
+    pub(super) jumped_secs: Arc<AtomicU32>,
 }
 
 impl Harness {
-    fn calls(&self) -> u32 {
+    pub(super) fn calls(&self) -> u32 {
         self.calls.load(Ordering::SeqCst)
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(super) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
     /// The answer, which must come without waiting (no await on the network or a timer).
-    async fn at_once(&self) -> Result<Arc<Token>, Error> {
+    pub(super) async fn at_once(&self) -> Result<Arc<Token>, Error> {
         timeout(Duration::ZERO, self.provider.access_token())
             .await
             .expect("answered without waiting")
     }
 }
 
-fn settings() -> Settings {
+pub(super) fn settings() -> Settings {
     Settings {
         shards: 3,
         ..Settings::default()
     }
 }
 
-fn harness(settings: Settings, script: impl Fn(u32) -> Step + Send + Sync + 'static) -> Harness {
+pub(super) fn harness(
+    settings: Settings,
+    script: impl Fn(u32) -> Step + Send + Sync + 'static,
+) -> Harness {
     let calls = Arc::new(AtomicU32::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let fake = Fake {
@@ -154,30 +161,33 @@ fn harness(settings: Settings, script: impl Fn(u32) -> Step + Send + Sync + 'sta
         calls: Arc::clone(&calls),
         seen: Arc::clone(&seen),
     };
+    let jumped_secs = Arc::new(AtomicU32::new(0));
     let clock = Arc::new(TokioClock {
         start: Instant::now(),
+        jumped_secs: Arc::clone(&jumped_secs),
     });
     Harness {
         provider: TokenProvider::from_fetch(Box::new(fake), clock, settings),
         calls,
         seen,
+        jumped_secs,
     }
 }
 
 /// Whether two errors share their parts (clones of one error), not merely look alike.
-fn same_error(a: &Error, b: &Error) -> bool {
+pub(super) fn same_error(a: &Error, b: &Error) -> bool {
     match (a, b) {
         (Error::Problem { problem: x, .. }, Error::Problem { problem: y, .. }) => Arc::ptr_eq(x, y),
         _ => false,
     }
 }
 
-fn name(token: &Token) -> &str {
+pub(super) fn name(token: &Token) -> &str {
     token.access_token().expose_secret()
 }
 
 /// Lets spawned tasks that have nothing to wait for run to completion.
-async fn run_spawned() {
+pub(super) async fn run_spawned() {
     for _ in 0..16 {
         tokio::task::yield_now().await;
     }

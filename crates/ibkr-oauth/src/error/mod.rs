@@ -8,6 +8,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+mod messages;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use messages::root_cause;
+
 use crate::assertion::{KeyError, SignError};
 use crate::problem::{OAuthError, Problem};
 use crate::response::ResponseInfo;
@@ -87,7 +93,7 @@ pub enum Error {
     /// The endpoint refused or failed the request with an RFC 9457 problem document
     /// (`application/problem+json`, or another JSON body on a 4xx/5xx that has no RFC 6749
     /// `error` member). The status is the response's real one: a 500 is a 500.
-    #[error("{}", problem_message(problem, response))]
+    #[error("{}", messages::problem(problem, response))]
     Problem {
         /// The problem document, with the HTTP status beside the body's own `status`.
         problem: Arc<Problem>,
@@ -96,7 +102,7 @@ pub enum Error {
     },
     /// The endpoint refused the request with an RFC 6749 section 5.2 error body (an
     /// `application/json` 4xx/5xx with a string `error` member).
-    #[error("{}", oauth_message(error, response))]
+    #[error("{}", messages::oauth(error, response))]
     OAuth {
         /// The `error`, `error_description` and `error_uri` members.
         error: Arc<OAuthError>,
@@ -105,7 +111,7 @@ pub enum Error {
     },
     /// A response the token API never sends: a redirect (never followed, so the assertion is
     /// not resent elsewhere), an HTML error page from a proxy, a non-JSON success...
-    #[error("{}", unexpected_message(excerpt.as_deref(), location.as_deref(), response))]
+    #[error("{}", messages::unexpected(excerpt.as_deref(), location.as_deref(), response))]
     UnexpectedResponse {
         /// A short sanitised excerpt of the body. `None` for a 2xx, whose body may be a
         /// credential in an unexpected format.
@@ -120,7 +126,7 @@ pub enum Error {
     #[error(
         "invalid token response ({}): {reason}; the endpoint does not answer like IBKR's token \
          API: check the base URL",
-        status_text(response.status)
+        messages::status_text(response.status)
     )]
     InvalidResponse {
         /// What is wrong with the body.
@@ -133,7 +139,7 @@ pub enum Error {
     #[error(
         "the token endpoint's response ({}) is larger than the {limit}-byte cap and was refused \
          unread: check the base URL, or raise `max_response_bytes` if the endpoint is trusted",
-        status_text(response.status)
+        messages::status_text(response.status)
     )]
     ResponseTooLarge {
         /// The cap, in bytes.
@@ -155,7 +161,7 @@ pub enum Error {
     },
     /// The connection to the token endpoint could not be made (DNS, refused, TLS handshake,
     /// connect timeout).
-    #[error("{}", connect_message(url, source.as_ref()))]
+    #[error("{}", messages::connect(url, source.as_ref()))]
     Connect {
         /// The URL the request went to.
         url: Arc<str>,
@@ -323,142 +329,4 @@ pub enum ConfigError {
         /// The name given (sanitised, at most 32 characters).
         name: String,
     },
-}
-
-/// `400 Bad Request`, or `599` for a code without a reason phrase.
-pub(crate) fn status_text(status: http::StatusCode) -> String {
-    match status.canonical_reason() {
-        Some(reason) => format!("{} {reason}", status.as_u16()),
-        None => status.as_u16().to_string(),
-    }
-}
-
-fn retry_hint(response: &ResponseInfo) -> String {
-    match (response.is_retryable_status(), response.retry_after) {
-        (true, Some(after)) => format!("; retry in {} s", after.as_secs()),
-        (true, None) => "; retry later".to_owned(),
-        (false, _) => String::new(),
-    }
-}
-
-fn problem_message(problem: &Problem, response: &ResponseInfo) -> String {
-    let verb = if response.status.is_server_error() {
-        "token endpoint failed"
-    } else {
-        "token request rejected"
-    };
-    format!(
-        "{verb} ({}): {problem}{}",
-        status_text(response.status),
-        retry_hint(response)
-    )
-}
-
-fn oauth_message(error: &OAuthError, response: &ResponseInfo) -> String {
-    format!(
-        "token request rejected ({}): {error}{}",
-        status_text(response.status),
-        retry_hint(response)
-    )
-}
-
-fn unexpected_message(
-    excerpt: Option<&str>,
-    location: Option<&str>,
-    response: &ResponseInfo,
-) -> String {
-    let status = status_text(response.status);
-    if response.status.is_redirection() {
-        let to = location.unwrap_or("no Location given");
-        return format!(
-            "the token endpoint redirected ({status}) to {to}; redirects are not followed so \
-             the assertion is not resent elsewhere: set the base URL to the endpoint's real \
-             address if you trust it"
-        );
-    }
-    let content_type = response
-        .content_type
-        .as_deref()
-        .unwrap_or("no content type");
-    let body = match excerpt {
-        Some("") => ", empty body".to_owned(),
-        Some(e) => format!(": \"{e}\""),
-        None => ", body not shown".to_owned(),
-    };
-    format!(
-        "unexpected response from the token endpoint ({status}, {content_type}){body}; check \
-         the base URL{}{}",
-        if response.is_retryable_status() {
-            ", or retry later"
-        } else {
-            ""
-        },
-        response
-            .retry_after
-            .map(|d| format!(" (Retry-After {} s)", d.as_secs()))
-            .unwrap_or_default()
-    )
-}
-
-fn connect_message(url: &str, cause: &(dyn std::error::Error + 'static)) -> String {
-    // rustls's words for a TLS handshake answered in plain text say nothing to a person.
-    let text = cause.to_string();
-    if text.contains("InvalidContentType") || text.contains("invalid content type") {
-        return format!(
-            "could not connect to {url}: the server answered the TLS handshake in plain text, \
-             so it speaks http, not https; use an http:// base URL for a local server, or the \
-             https port of a real one"
-        );
-    }
-    format!(
-        "could not connect to the token endpoint at {url}; check the base URL, DNS and network, then retry"
-    )
-}
-
-/// The innermost error of a chain, kept as the cause that an error shows (the HTTP stack's
-/// outer layers repeat the URL and say "error sending request", which the message says better).
-pub(crate) fn root_cause(error: Box<dyn std::error::Error + Send + Sync + 'static>) -> Cause {
-    RootCause::new(error.as_ref())
-        .map(|root| Arc::new(root) as Cause)
-        .unwrap_or_else(|| Cause::from(error))
-}
-
-/// The text of an error chain's innermost error, kept without its outer layers.
-#[derive(Debug)]
-struct RootCause(String);
-
-impl RootCause {
-    fn new(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
-        let mut current = error;
-        let mut depth = 0;
-        while let Some(next) = current.source() {
-            current = next;
-            depth += 1;
-        }
-        (depth > 0).then(|| Self(current.to_string()))
-    }
-}
-
-impl fmt::Display for RootCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RootCause {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_is_send_sync_and_cheap_to_clone() {
-        fn check<T: Send + Sync + Clone + 'static>() {}
-        check::<Error>();
-        assert!(
-            std::mem::size_of::<Error>() <= 48,
-            "{}",
-            std::mem::size_of::<Error>()
-        );
-    }
 }
