@@ -458,7 +458,7 @@ mod tests {
         assert!(parameter.starts_with("scrypt memory"), "{parameter}");
         assert_eq!(
             (value, cap),
-            (128 * 8 << 40, PrivateKey::MAX_SCRYPT_MEMORY_BYTES)
+            ((128 * 8) << 40, PrivateKey::MAX_SCRYPT_MEMORY_BYTES)
         );
         // Little memory, much work: N = 2^14, r = 1, p = 65535.
         let (parameter, ..) = refused(scrypt(1 << 14, 1, u16::MAX));
