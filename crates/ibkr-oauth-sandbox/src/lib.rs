@@ -97,6 +97,7 @@ mod server;
 mod token;
 mod verify;
 
+pub use algorithm::Algorithm;
 pub use config::{
     DEFAULT_AUDIENCE, DEFAULT_EXPIRES_IN, DEFAULT_IAT_TOLERANCE, DEFAULT_MAX_ASSERTION_LIFETIME,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_LOG_CAPACITY, RegisteredClient, Sandbox,
@@ -104,8 +105,6 @@ pub use config::{
 };
 pub use error::Error;
 pub use fault::Fault;
-// The SDK's enum: the SDK, the sandbox and the CLI name an algorithm the same way.
-pub use ibkr_oauth::Algorithm;
 pub use log::{Outcome, RecordedForm, RecordedRequest};
 pub use response::PROBLEM_CONTENT_TYPE;
 pub use server::{RunningSandbox, TOKEN_PATH};

@@ -54,9 +54,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--public-key" => public_key = Some(value()?),
             "--alg" => {
                 let raw = value()?;
-                alg = Some(raw.parse::<Algorithm>().map_err(|_| {
-                    format!("unknown algorithm {raw:?}; use RS256, PS256, ES256 or EdDSA")
-                })?);
+                alg = Some(raw.parse::<Algorithm>().map_err(|e| e.to_string())?);
             }
             "--audience" => audience = Some(value()?),
             "--port" => {

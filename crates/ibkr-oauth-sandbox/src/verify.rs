@@ -11,7 +11,6 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{TokenData, Validation};
 use serde_json::{Map, Value};
 
-use crate::algorithm::jwt_algorithm;
 use crate::config::Config;
 
 /// `grant_type` of the client credentials flow (RFC 6749 section 4.4).
@@ -269,7 +268,7 @@ fn check_assertion(config: &Config, now: i64, token: &str) -> Result<VerifiedAss
 
     // Signature only: every time check below runs against the sandbox's clock, not the
     // library's wall clock, so the validation of jsonwebtoken is switched off.
-    let mut validation = Validation::new(jwt_algorithm(entry.algorithm).map_err(refuse)?);
+    let mut validation = Validation::new(entry.algorithm.jwt());
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_nbf = false;
