@@ -7,7 +7,6 @@
 extern crate reqwest;
 extern crate serde;
 extern crate serde_json;
-extern crate serde_repr;
 extern crate url;
 
 pub mod apis;
