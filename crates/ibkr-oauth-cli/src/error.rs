@@ -42,6 +42,9 @@ pub enum Error {
     /// Waiting for Ctrl-C failed.
     #[error("could not wait for Ctrl-C")]
     Signal(#[source] std::io::Error),
+    /// The local token agent could not listen or serve (the message says why and what to do).
+    #[error("{0}")]
+    Agent(String),
     /// Something the SDK promises did not hold (a bug to report).
     #[error("{0}; this is a bug, please report it")]
     Internal(String),

@@ -36,6 +36,7 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
