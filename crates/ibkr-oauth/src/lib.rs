@@ -129,6 +129,8 @@ mod token; // the granted token
 
 mod source; // TokenSource: anything that hands out tokens
 
+mod config; // Config: settings from the IBKR_* environment variables
+
 #[cfg(feature = "provider")]
 pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
 
@@ -144,6 +146,7 @@ pub use client::{
     IBKR_PRODUCTION, IBKR_QA, TOKEN_PATH, TokenClient, TokenClientBuilder,
 };
 pub use clock::{Clock, SystemClock};
+pub use config::{Config, Origin, env_vars};
 pub use error::{ConfigError, Error, ErrorKind};
 pub use problem::{OAuthError, Problem};
 pub use request::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS, TokenRequest, TokenRequestBuilder};

@@ -323,6 +323,22 @@ pub enum ConfigError {
     /// The provider builder refused a setting (refresh margin, fraction...).
     #[error("invalid token provider settings: {0}")]
     Provider(String),
+    /// A required setting was given neither in code (a flag) nor in its environment variable.
+    #[error("no {what} given; set {variable} (or the matching flag or builder setting)")]
+    Missing {
+        /// The setting (`client id`, `key id`, `private key`).
+        what: &'static str,
+        /// The environment variable that would give it.
+        variable: &'static str,
+    },
+    /// An environment variable holds a value that cannot be used.
+    #[error("environment variable {name}: {problem}")]
+    Variable {
+        /// The variable's name.
+        name: &'static str,
+        /// What is wrong with its value, and what to do (never the value itself if secret).
+        problem: String,
+    },
     /// An algorithm name that is not one of `RS256`, `PS256`, `ES256`, `EdDSA`.
     #[error("unknown signature algorithm `{name}`; use RS256 (IBKR's), PS256, ES256 or EdDSA")]
     UnknownAlgorithm {
