@@ -42,6 +42,8 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod output;
+pub mod passphrase;
+pub mod verbose;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -66,6 +68,8 @@ where
         Ok(cli) => cli,
         Err(e) => return exit::for_clap_error(&e, stdout, stderr),
     };
+    // A current-thread runtime: every event of the run is on this thread, under this guard.
+    let _logging = verbose::init(cli.verbose);
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
