@@ -134,8 +134,14 @@ mod config; // Config: settings from the IBKR_* environment variables
 #[cfg(feature = "provider")]
 pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
 
+#[cfg(feature = "middleware")]
+pub mod middleware; // BearerAuth: the token on API requests, 401 recovery
+
+#[cfg(feature = "middleware")]
+pub mod api; // IBKR Web API calls (the echo endpoints) through the generated operations
+
 #[cfg(feature = "blocking")]
-pub mod blocking; // the same client for programs without an async runtime
+pub mod blocking; // the client and the provider for programs without an async runtime
 
 pub use assertion::{
     Algorithm, AssertionSigner, ClientAssertion, KeyError, KeySource, KeyType, PrivateKey,
