@@ -98,7 +98,13 @@ impl Settings {
             .map(|(name, origin)| {
                 let shown = match origin {
                     Origin::Set if name == "key id" && self.key_id_defaulted => {
-                        "default".to_owned()
+                        format!("default {DEFAULT_KEY_ID}")
+                    }
+                    // Settings with no default: say plainly that they were not given.
+                    Origin::Default
+                        if matches!(name, "client id" | "private key" | "passphrase" | "scope") =>
+                    {
+                        "not set".to_owned()
                     }
                     other => other.to_string(),
                 };

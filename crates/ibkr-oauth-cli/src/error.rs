@@ -42,6 +42,14 @@ pub enum Error {
     /// Waiting for Ctrl-C failed.
     #[error("could not wait for Ctrl-C")]
     Signal(#[source] std::io::Error),
+    /// `doctor` found a failing check (its report, already printed, says what to do).
+    #[error("doctor: the {first} check failed; see the report above")]
+    ChecksFailed {
+        /// The name of the first failing check.
+        first: &'static str,
+        /// The exit code of its class.
+        code: u8,
+    },
     /// Something the SDK promises did not hold (a bug to report).
     #[error("{0}; this is a bug, please report it")]
     Internal(String),
