@@ -89,6 +89,23 @@ impl Settings {
         })
     }
 
+    /// Settings given in code only, the environment left out: what `demo` checks its sandbox
+    /// with, whatever the user's `IBKR_*` variables say.
+    pub fn from_config(config: Config) -> Self {
+        let key_id_defaulted = config.get_key_id().is_none();
+        let config = if key_id_defaulted {
+            config.key_id(DEFAULT_KEY_ID)
+        } else {
+            config
+        };
+        Self {
+            config,
+            key_id_defaulted,
+            alg_flag: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
     /// Each setting, where its value came from (`flag`, `variable IBKR_...`, `default`), and
     /// whether it is present; secrets by origin only.
     pub fn origins(&self) -> Vec<(&'static str, String)> {

@@ -33,7 +33,8 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 30;
 /// [`Error::ChecksFailed`] when a check fails; [`Error::Output`] when the report cannot be
 /// written.
 pub async fn run(args: &DoctorArgs, local: &LocalTime, out: &mut dyn Write) -> Result<(), Error> {
-    let (report, base_url) = checks(args, local).await;
+    let settings = Settings::new(&args.signer, Some(&args.request));
+    let (report, base_url) = checks(settings, local).await;
     let text = if args.json {
         format!("{:#}\n", report.json(json!({ "base_url": base_url })))
     } else {
@@ -51,10 +52,15 @@ pub async fn run(args: &DoctorArgs, local: &LocalTime, out: &mut dyn Write) -> R
     }
 }
 
-/// The checks, in order, and the base URL they ran against.
-async fn checks(args: &DoctorArgs, local: &LocalTime) -> (Report, String) {
+/// The report's first line.
+pub fn heading(base_url: &str) -> String {
+    format!("ibkr-oauth doctor: checking the setup against {base_url}")
+}
+
+/// The checks with `settings`, in order, and the base URL they ran against.
+pub async fn checks(settings: Result<Settings, Error>, local: &LocalTime) -> (Report, String) {
     let mut report = Report::default();
-    let mut settings = match Settings::new(&args.signer, Some(&args.request)) {
+    let mut settings = match settings {
         Ok(settings) => settings,
         Err(error) => {
             report.push(failure("settings", &error, "fix the variable it names"));
