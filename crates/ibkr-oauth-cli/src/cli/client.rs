@@ -41,9 +41,13 @@ pub struct RequestArgs {
     /// The scopes to ask for, space-delimited (e.g. "sso-sessions.write") [env: IBKR_SCOPE].
     #[arg(long, value_name = "SCOPES")]
     pub scope: Option<String>,
-    /// The token server; plain http only to loopback hosts [env: IBKR_BASE_URL]
-    /// [default: https://api.ibkr.com].
-    #[arg(long, value_name = "URL")]
+    /// The token server (IBKR's production server by default).
+    #[arg(
+        long,
+        value_name = "URL",
+        help = "The token server; plain http only to loopback hosts [env: IBKR_BASE_URL] \
+                [default: https://api.ibkr.com]"
+    )]
     pub base_url: Option<String>,
     /// Seconds allowed for each request.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,

@@ -3,7 +3,7 @@
 //! public key's JWK and thumbprint, the clock against the server's `Date`, a token request,
 //! the scopes granted against those asked, and IBKR's echo endpoints with the token. On a
 //! failure it prints the response's request id, to quote to IBKR. The exit code is that of
-//! the first failing check's class (see [`exit`](crate::exit)).
+//! the first failing check's class (see [`crate::exit`]).
 
 mod echo;
 mod hints;
