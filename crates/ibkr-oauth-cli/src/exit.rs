@@ -32,6 +32,7 @@ pub fn code(error: &Error) -> u8 {
         Error::Config(_) | Error::FileExists { .. } | Error::File { .. } | Error::Agent(_) => USAGE,
         Error::Sdk(error) => sdk_code(error),
         Error::Sandbox(error) => sandbox_code(error),
+        Error::ChecksFailed { code, .. } => *code,
         Error::Output(_) | Error::Runtime(_) | Error::Signal(_) | Error::Internal(_) => FAILURE,
     }
 }
