@@ -133,3 +133,25 @@ pub struct JwkArgs {
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(value.to_owned()))
 }
+
+/// `ibkr-oauth serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The client and its key.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// The server and the scopes.
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// The unix socket to listen on [default: $XDG_RUNTIME_DIR/ibkr-oauth.sock, else
+    /// /tmp/ibkr-oauth-<uid>.sock].
+    #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+    pub socket: Option<std::path::PathBuf>,
+    /// A group (name or gid) whose members may use the socket too (mode 0660).
+    #[arg(long, value_name = "GROUP", requires = "socket")]
+    pub group: Option<String>,
+    /// Listen on this loopback address instead (e.g. 127.0.0.1:8765); every request must send
+    /// the secret from IBKR_AGENT_SECRET in the x-ibkr-agent-secret header.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}

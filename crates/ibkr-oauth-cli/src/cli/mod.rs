@@ -7,7 +7,9 @@ mod local;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-pub use client::{AssertionArgs, DoctorArgs, JwkArgs, RequestArgs, SignerArgs, TokenArgs};
+pub use client::{
+    AssertionArgs, DoctorArgs, JwkArgs, RequestArgs, ServeArgs, SignerArgs, TokenArgs,
+};
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
 
 /// The exit codes, as `--help` shows them (the table of the [crate docs](crate) and
@@ -67,6 +69,10 @@ pub enum Command {
     /// Run the whole flow against an in-process sandbox: no IBKR account needed.
     #[command(after_help = EXIT_CODES_HELP)]
     Demo(DemoArgs),
+    /// Serve the token to local programs in any language (a unix socket, or loopback with a
+    /// secret) until Ctrl-C: one token for the whole host.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Serve(ServeArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
     Completions(CompletionsArgs),
 }

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod jwk;
 pub mod keygen;
 pub mod sandbox;
+pub mod serve;
 pub mod token;
 
 use std::io::Write;
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli, local: LocalTime, out: &mut dyn Write) -> Result<(), 
         Command::Completions(args) => completions::run(&args, out),
         Command::Keygen(args) => keygen::run(&args, out),
         Command::Sandbox(args) => sandbox::run(&args, out).await,
+        Command::Serve(args) => serve::run(&args, out).await,
         Command::Demo(args) => demo::run(&args, &local, out).await,
     }
 }

@@ -190,7 +190,7 @@ impl Drop for MadeDir {
 
 /// Ctrl-C, and SIGTERM on Unix, caught from [`StopSignals::listen`] on: a signal that comes
 /// before [`StopSignals::wait`] runs still stops the sandbox cleanly instead of killing it.
-struct StopSignals {
+pub(crate) struct StopSignals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -200,7 +200,7 @@ struct StopSignals {
 }
 
 impl StopSignals {
-    fn listen() -> Result<Self, Error> {
+    pub(crate) fn listen() -> Result<Self, Error> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -219,7 +219,7 @@ impl StopSignals {
     }
 
     /// Returns on the first signal (or if the runtime stops delivering them).
-    async fn wait(mut self) {
+    pub(crate) async fn wait(mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.interrupt.recv() => {}

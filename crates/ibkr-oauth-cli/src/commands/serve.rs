@@ -1,0 +1,102 @@
+//! `ibkr-oauth serve`: the local token agent ([`crate::agent`]) with a `TokenProvider` kept
+//! fresh by its refresher, until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use ibkr_oauth::SecretString;
+use ibkr_oauth::provider::TokenProvider;
+
+use super::emit;
+use super::sandbox::StopSignals;
+use crate::agent::{Bound, Listen, default_socket_path, serve};
+use crate::cli::ServeArgs;
+use crate::config::Settings;
+use crate::error::Error;
+
+/// The variable that holds the secret of a loopback TCP agent.
+pub const AGENT_SECRET_VAR: &str = "IBKR_AGENT_SECRET";
+
+/// Serves tokens until a signal; prints where it listens first.
+///
+/// # Errors
+/// Configuration errors before any I/O; [`Error::Agent`] when it cannot listen.
+pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let mut settings = Settings::new(&args.signer, Some(&args.request))?;
+    let client = settings.client()?;
+    let signer = settings.signer()?;
+    let mut builder = TokenProvider::builder(client, signer);
+    if let Some(scope) = settings.scope() {
+        builder = builder.scope(scope);
+    }
+    let provider = builder.build()?;
+    let listen = match args.listen {
+        Some(addr) => Listen::Loopback {
+            addr,
+            secret: secret()?,
+        },
+        None => Listen::Unix {
+            path: args.socket.clone().unwrap_or_else(default_socket_path),
+            group: args.group.as_deref().map(gid).transpose()?,
+        },
+    };
+    let stop = StopSignals::listen()?;
+    let bound = Bound::bind(listen).await?;
+    // Keep the token fresh even when no client asks.
+    let _refresher = provider.spawn_refresher()?;
+    emit(
+        out,
+        &format!(
+            "ibkr-oauth serve: handing out tokens on {} (Ctrl-C to stop)\n",
+            bound.describe()
+        ),
+    )?;
+    serve(Arc::new(provider), bound, stop.wait()).await?;
+    emit(out, "ibkr-oauth serve: stopped\n")
+}
+
+fn secret() -> Result<SecretString, Error> {
+    match std::env::var(AGENT_SECRET_VAR) {
+        Ok(value) if !value.trim().is_empty() => Ok(SecretString::from(value)),
+        _ => Err(Error::Agent(format!(
+            "--listen needs a shared secret in {AGENT_SECRET_VAR} (e.g. `export \
+             {AGENT_SECRET_VAR}=$(openssl rand -hex 32)`); clients send it in the \
+             x-ibkr-agent-secret header"
+        ))),
+    }
+}
+
+/// A group's id from its number or its name (looked up in /etc/group).
+fn gid(group: &str) -> Result<u32, Error> {
+    if let Ok(id) = group.parse::<u32>() {
+        return Ok(id);
+    }
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    groups
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let id = fields.nth(1)?.parse::<u32>().ok()?;
+            (name == group).then_some(id)
+        })
+        .next()
+        .ok_or_else(|| {
+            Error::Agent(format!(
+                "no group named {:?} in /etc/group; give its name or number",
+                ibkr_oauth::sanitize(group, 64)
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_by_number_and_name() {
+        assert_eq!(gid("0").unwrap(), 0);
+        assert_eq!(gid("root").unwrap(), 0);
+        assert!(matches!(gid("no-such-group-here"), Err(Error::Agent(_))));
+    }
+}

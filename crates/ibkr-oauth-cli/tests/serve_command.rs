@@ -1,0 +1,82 @@
+//! `ibkr-oauth serve` as a real process: it says where it listens, hands out the sandbox's
+//! token on its socket, stops cleanly on SIGTERM (removing the socket), logs no token even at
+//! -vvv, and refuses a non-loopback address and a missing secret.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+
+use common::{TestSandbox, run};
+
+#[test]
+fn serve_hands_out_the_token_and_stops_on_sigterm() {
+    let sandbox = TestSandbox::start();
+    let socket = sandbox.dir.path().join("agent.sock");
+    let mut child = sandbox
+        .cli()
+        .args(["serve", "-vvv", "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut ready = String::new();
+    stdout.read_line(&mut ready).expect("the ready line");
+    assert!(
+        ready.contains("handing out tokens on unix socket"),
+        "{ready}"
+    );
+
+    let mut stream = UnixStream::connect(&socket).expect("connect");
+    stream
+        .write_all(b"GET /token HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(body).expect("json");
+    let token = json["access_token"].as_str().expect("token").to_owned();
+    sandbox
+        .running
+        .verify_access_token(&token)
+        .expect("the sandbox issued it");
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(output.status.code(), Some(0), "a clean stop");
+    assert!(!socket.exists(), "the socket is removed");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("rest");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.is_empty(), "-vvv logs");
+    assert!(!stderr.contains(&token), "the token reached the log");
+    assert!(!rest.contains(&token));
+}
+
+#[test]
+fn serve_refuses_what_would_leave_the_machine_or_go_unguarded() {
+    let sandbox = TestSandbox::start();
+    let out = run(sandbox
+        .cli()
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env("IBKR_AGENT_SECRET", "0123456789abcdef0123"));
+    let stderr = out.assert_error(2);
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+    let out = run(sandbox
+        .cli()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("IBKR_AGENT_SECRET"));
+    let stderr = out.assert_error(2);
+    assert!(stderr.contains("IBKR_AGENT_SECRET"), "{stderr}");
+}
