@@ -3,7 +3,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 # Features to build and test beyond the defaults. Not --all-features: that would switch on the
 # generated crate's `native-tls` feature and with it OpenSSL.
-FEATURES ?= --features ibkr-oauth/blocking,ibkr-oauth/middleware
+FEATURES ?= --features ibkr-oauth/blocking,ibkr-oauth/middleware,ibkr-oauth/encrypted-keys
 
 .PHONY: build test lint fmt doc regenerate check-generated no-openssl interop ci demo example bench
 
@@ -13,6 +13,7 @@ build:
 ## The README's test command.
 test:
 	$(CARGO) test --workspace $(FEATURES)
+	$(CARGO) test -p ibkr-oauth --test assertion_keys # default features: no encrypted keys
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -506,6 +506,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "encrypted-keys")]
     fn an_encrypted_key_needs_the_passphrase_variable() {
         let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
         let encrypted = format!("{fixtures}/ed25519_encrypted.pem");

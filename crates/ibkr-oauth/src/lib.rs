@@ -101,8 +101,14 @@
 //!
 //! - `provider` (default): [`provider::TokenProvider`], a cached token that is always fresh,
 //!   for any number of tasks (needs a tokio runtime).
-//! - `blocking`: `blocking::TokenClient`, for programs without an async runtime.
+//! - `middleware`: [`middleware::BearerAuth`] (the token on API requests, 401 recovery) and
+//!   [`api::ApiClient`] (IBKR's echo endpoints through the generated operations).
+//! - `blocking`: `blocking::TokenClient` and `blocking::TokenProvider`, for programs without an
+//!   async runtime.
+//! - `encrypted-keys`: reading encrypted PKCS#8 keys (`BEGIN ENCRYPTED PRIVATE KEY`); it brings
+//!   the RustCrypto PBES2 stack, so it is off unless asked for.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 // Modules in the order one token request flows through them: configuration -> assertion ->

@@ -48,6 +48,7 @@ fn derived_public_keys_match_openssl() {
 }
 
 #[test]
+#[cfg(feature = "encrypted-keys")]
 fn encrypted_pkcs8_decrypts_with_its_passphrase() {
     for (name, plain) in [
         ("rsa_encrypted.pem", "rsa_pkcs8.pem"),
@@ -213,6 +214,7 @@ fn encrypted_without_passphrase() {
 }
 
 #[test]
+#[cfg(feature = "encrypted-keys")]
 fn wrong_passphrase() {
     for name in [
         "rsa_encrypted.pem",
@@ -229,6 +231,7 @@ fn wrong_passphrase() {
 }
 
 #[test]
+#[cfg(feature = "encrypted-keys")]
 fn unsupported_encryption_scheme() {
     let err =
         PrivateKey::from_encrypted_pem_file(fixture("rsa_encrypted_pkcs12_3des.pem"), PASSPHRASE)
@@ -516,4 +519,16 @@ fn bare_base64_key_material_given_as_a_path_is_not_echoed() {
         error.to_string().contains("/no/such/dir/private.pem"),
         "{error}"
     );
+}
+
+#[test]
+#[cfg(not(feature = "encrypted-keys"))]
+fn without_the_feature_an_encrypted_key_names_the_feature() {
+    let err = PrivateKey::from_encrypted_pem_file(fixture("rsa_encrypted.pem"), PASSPHRASE)
+        .expect_err("no decryption in this build");
+    assert!(
+        matches!(&err, KeyError::EncryptedKeysDisabled { origin } if *origin == file_source("rsa_encrypted.pem")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("encrypted-keys"), "{err}");
 }

@@ -144,7 +144,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub request: RequestArgs,
     /// The unix socket to listen on [default: $XDG_RUNTIME_DIR/ibkr-oauth.sock, else
-    /// /tmp/ibkr-oauth-<uid>.sock].
+    /// /tmp/ibkr-oauth-UID.sock].
     #[arg(long, value_name = "PATH", conflicts_with = "listen")]
     pub socket: Option<std::path::PathBuf>,
     /// A group (name or gid) whose members may use the socket too (mode 0660).

@@ -101,6 +101,16 @@ pub enum KeyError {
         /// Where the key was read from.
         origin: KeySource,
     },
+    /// The key is encrypted, and this build of the crate reads no encrypted keys.
+    #[error(
+        "{origin} is encrypted (BEGIN ENCRYPTED PRIVATE KEY), and this build reads no encrypted \
+         keys: enable ibkr-oauth's `encrypted-keys` feature, or store the key decrypted in a \
+         secret store (`openssl pkcs8 -in key.enc.pem -out key.pem`)"
+    )]
+    EncryptedKeysDisabled {
+        /// Where the key was read from.
+        origin: KeySource,
+    },
     /// The key uses OpenSSL's legacy PEM encryption (`Proc-Type: 4,ENCRYPTED`).
     #[error(
         "{origin} uses OpenSSL's legacy PEM encryption (Proc-Type: 4,ENCRYPTED), which is not \

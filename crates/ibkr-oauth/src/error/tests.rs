@@ -88,6 +88,9 @@ fn every_error() -> Vec<Error> {
         KeyError::Encrypted {
             origin: file.clone(),
         },
+        KeyError::EncryptedKeysDisabled {
+            origin: file.clone(),
+        },
         KeyError::LegacyEncrypted {
             origin: file.clone(),
         },
@@ -213,7 +216,7 @@ fn every_error() -> Vec<Error> {
 #[test]
 fn no_message_repeats_its_source() {
     let errors = every_error();
-    assert!(errors.len() >= 40, "{}", errors.len());
+    assert!(errors.len() >= 41, "{}", errors.len());
     for error in &errors {
         check_once(error);
     }
