@@ -10,9 +10,38 @@
 //!
 //! ```toml
 //! [dependencies]
-//! ibkr-oauth = "0.1"          # default feature `provider`: the cached, refreshed token
+//! ibkr-oauth = { version = "0.1", features = ["middleware"] } # `provider` is on by default
 //! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! reqwest = "0.13"
+//! reqwest-middleware = "0.5"
 //! ```
+//!
+//! ```no_run
+//! # #[cfg(feature = "middleware")]
+//! use ibkr_oauth::middleware::BearerAuth;
+//! use ibkr_oauth::{IBKR_PRODUCTION, PrivateKey, Signer, TokenClient, provider::TokenProvider};
+//!
+//! # #[cfg(not(feature = "middleware"))] fn main() {}
+//! # #[cfg(feature = "middleware")]
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let key = PrivateKey::from_pem_file("private.pem")?; // PKCS#8 or PKCS#1 PEM
+//!     let signer = Signer::builder("my-client-id", "main", key).build()?;
+//!     let provider = TokenProvider::builder(TokenClient::new()?, signer)
+//!         .scopes(["echo.read", "accounts.read"])
+//!         .build()?;
+//!
+//!     // Every request to api.ibkr.com gets the current token; a 401 is retried once.
+//!     let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!         .with(BearerAuth::new(provider, IBKR_PRODUCTION)?)
+//!         .build();
+//!     let echo = api.get("https://api.ibkr.com/gw/api/v1/echo/https").send().await?;
+//!     println!("{}", echo.status());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! With only the token (no middleware), in a `main` that returns this crate's error:
 //!
 //! ```no_run
 //! use ibkr_oauth::{PrivateKey, Signer, TokenClient, provider::TokenProvider};
@@ -29,6 +58,41 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! The settings can come from the environment instead ([`Config::from_env`]: `IBKR_CLIENT_ID`,
+//! `IBKR_KEY_ID`, `IBKR_PRIVATE_KEY`, `IBKR_SCOPE`...), as the `ibkr-oauth` command reads them.
+//!
+//! # After the token
+//!
+//! - **Calling the Web API**: put the token in `Authorization: Bearer ...` on each call:
+//!   [`middleware::BearerAuth`] does it for a reqwest-middleware client, for the API's origin
+//!   only; [`Token::authorization_header`] gives the header for any other client;
+//!   [`api::ApiClient`] calls IBKR's two echo endpoints (`echo.read`, `echo.write`), made for
+//!   checking a setup.
+//! - **401**: the API refused the token (revoked, or expired early). Report it
+//!   ([`provider::TokenProvider::invalidate`], [`TokenSource::invalidate`]) and the next call
+//!   gets a new one; the middleware does both, once per request. A second 401 is not the
+//!   token's freshness: check the registration.
+//! - **Scopes** come from IBKR's spec, where each endpoint names the ones it accepts
+//!   (`x-ib-gateway-allowed-scopes`): `accounts`, `bank-instructions`, `instructions`,
+//!   `reports`, `restrictions`, `statements`, `tax-vouchers`, `transfers`, `echo` (each
+//!   `.read` and `.write`), `balances.read`, `enumerations.read`, `forms.read`,
+//!   `validations.read`, `sso-sessions.write`, `sso-browser-sessions.write`. IBKR grants a
+//!   client only the scopes it registered; ask for no more (a 403 `insufficient_scope` says
+//!   which is missing).
+//! - **QA before production**: IBKR's QA server is [`IBKR_QA`] (with QA credentials from
+//!   IBKR); the default is [`IBKR_PRODUCTION`]. For tests with no IBKR account, the
+//!   `ibkr-oauth-sandbox` crate (or `ibkr-oauth sandbox`) serves the token and echo endpoints
+//!   on loopback.
+//! - **The brokerage session**: trading endpoints need a second step IBKR calls SSO
+//!   sessions: `POST /gw/api/v1/sso-sessions` with this token (scope `sso-sessions.write`) and
+//!   a body signed with the same key ([`Signer::sign_body`]: `credential`, `ip`...), then
+//!   `/v1/api/iserver/auth/ssodh/init` and a `/tickle` about every minute. This crate gets and
+//!   keeps the token; the session step is the caller's.
+//! - **Many processes**: IBKR allows about 50 requests per second per user and may block an
+//!   IP for 10 minutes past that. One process: [`provider::TokenProvider`]. One host, any
+//!   language: `ibkr-oauth serve`, a local agent. Many hosts: the `ibkr-oauth-redis` crate,
+//!   one token for the fleet.
 //!
 //! # The pieces, in the order a token request flows through them
 //!
