@@ -65,6 +65,24 @@
 //!   with the server's time. A refusal right after the offset first crossed the threshold is
 //!   attempted once more with the corrected time.
 //!
+//! # What the provider trusts, and why
+//! - **The server's `Date`, within bounds.** A `Date` further than
+//!   [`max_clock_offset`](TokenProviderBuilder::max_clock_offset) (default one hour) from the
+//!   local clock is ignored with a warning: a broken or hostile `Date` (one 503 saying 1970)
+//!   must never make signing impossible, and a local clock off by more than an hour is rarer
+//!   than a proxy with a wrong clock.
+//! - **A correction only while it works.** When an assertion stamped with the corrected time
+//!   is refused, one more attempt goes out at once stamped with the plain local time (whatever
+//!   the [`RetryPolicy`], `no_retries` included); if that works, the `Date` was a gateway's, not
+//!   the clock that checks assertions, and that offset is not applied again.
+//! - **Both clocks for expiry.** A cached token is handed out only while the monotonic
+//!   deadline (tokio's clock, immune to wall-clock steps) and the wall-clock expiry both say
+//!   it is valid: the monotonic clock stops while a machine sleeps or a VM is paused, so after
+//!   a resume the wall clock leads to a refresh instead of an expired token.
+//! - **No storms.** No two fetches start less than a second apart, whoever asks (a token
+//!   without a lifetime cannot turn every call into a request), and settings that would make a
+//!   fresh token due at once are refused at build time.
+//!
 //! # Tracing
 //! An `info` span `ibkr_oauth.refresh` per fetch (fields `reason`: `cold`, `expired`, `ahead`,
 //! `invalidated` or `background`; `attempts`), inside it a `debug` span `ibkr_oauth.fetch` per
