@@ -66,13 +66,12 @@ fn sandbox_code(error: &ibkr_oauth_sandbox::Error) -> u8 {
     }
 }
 
-/// Prints `error` and its causes to `stderr` as one line (`ibkr-oauth: what: cause`) and
-/// returns its exit code. Each message says its own part once, so the chain repeats nothing.
-pub fn report(error: &Error, stderr: &mut dyn Write) -> u8 {
+/// `error` and its causes as one text (`what: cause: cause`). Each message says its own part
+/// once; a cause that an outer message already quotes (another crate's habit) is not repeated.
+pub fn chain(error: &Error) -> String {
     let mut text = error.to_string();
     let mut cause = std::error::Error::source(error);
     while let Some(inner) = cause {
-        // A cause that an outer message already quotes (another crate's habit) is not repeated.
         let said = inner.to_string();
         if !text.contains(&said) {
             text.push_str(": ");
@@ -80,8 +79,14 @@ pub fn report(error: &Error, stderr: &mut dyn Write) -> u8 {
         }
         cause = inner.source();
     }
+    text
+}
+
+/// Prints `error` and its causes to `stderr` as one line (`ibkr-oauth: what: cause`) and
+/// returns its exit code.
+pub fn report(error: &Error, stderr: &mut dyn Write) -> u8 {
     // Nothing more can be done if stderr itself is gone.
-    let _ = writeln!(stderr, "ibkr-oauth: {}", one_line(&text));
+    let _ = writeln!(stderr, "ibkr-oauth: {}", one_line(&chain(error)));
     let _ = stderr.flush();
     code(error)
 }

@@ -272,22 +272,7 @@ async fn request_token(settings: &Settings, signer: &Signer) -> Result<Token, Er
 
 /// A failed check for `error`: its message (one line, sanitised), its exit code, and `hint`.
 fn failure(name: &'static str, error: &Error, hint: &str) -> Check {
-    Check::failed(name, exit::code(error), exit::one_line(&chain(error))).hint(hint)
-}
-
-/// The error and its causes as one text, as [`exit::report`] prints them.
-fn chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let said = inner.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        cause = inner.source();
-    }
-    text
+    Check::failed(name, exit::code(error), exit::one_line(&exit::chain(error))).hint(hint)
 }
 
 /// Marks the checks after the `done`-th as skipped because `because` failed.
