@@ -1,5 +1,6 @@
 //! Accepted requests: the token response, the issued access token, scope policy, the request
 //! log, the other paths, and stopping.
+//! (Long on purpose: one test per accepted-request behaviour.)
 
 mod common;
 

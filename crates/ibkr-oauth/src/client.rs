@@ -1,5 +1,6 @@
 //! The token client: where requests go (URL policy), how long they may take, and the HTTP
 //! settings no caller can switch off by accident (no redirects, https except loopback).
+//! (Just over 400 lines: the URL policy's tests stay beside the policy they pin.)
 
 use std::fmt;
 use std::net::IpAddr;

@@ -1,5 +1,6 @@
 //! Reading keys: every accepted format, and every refusal with its own error variant that
 //! names where the key came from and never prints key material.
+//! (Long on purpose: one test per key format and per refusal.)
 
 mod assertion_support;
 

@@ -1,5 +1,6 @@
 //! One HTTP exchange per test against mockito (or a hand-made loopback server for the faults
 //! mockito cannot produce): every response row of issue 3 and the exact error it maps to.
+//! (Long on purpose: one test per response row, each spelled out.)
 
 mod common;
 

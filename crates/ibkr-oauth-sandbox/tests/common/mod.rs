@@ -1,5 +1,6 @@
 //! Shared by the integration tests: test keys, assertion signing, a configured sandbox, and the
 //! catalogue of refused requests with the exact `detail` each must get.
+//! (Long on purpose: the catalogue of refused requests is one table.)
 #![allow(dead_code, missing_docs)]
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,7 @@
 //! The provider's machinery against a scripted fake fetch, under tokio's paused clock: every
 //! delay below is virtual time, exact and instant.
+//! (Long on purpose: one scripted scenario per behaviour, each spelled out; the clock and
+//! storm cases live in `tests_hardening.rs`.)
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
