@@ -209,7 +209,7 @@ async fn persistent_500s_end_after_max_attempts_and_the_error_is_shared_in_the_c
 
     let error = provider.access_token().await.unwrap_err();
 
-    let Error::Problem { problem, .. } = &*error else {
+    let Error::Problem { problem, .. } = &error else {
         panic!("expected Error::Problem, got {error:?}");
     };
     assert_eq!(problem.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -220,7 +220,14 @@ async fn persistent_500s_end_after_max_attempts_and_the_error_is_shared_in_the_c
     assert_eq!(jtis(&requests).len(), 3);
 
     let again = provider.access_token().await.unwrap_err();
-    assert!(Arc::ptr_eq(&error, &again), "the same error");
+    let Error::Problem {
+        problem: again_problem,
+        ..
+    } = &again
+    else {
+        panic!("{again:?}");
+    };
+    assert!(Arc::ptr_eq(problem, again_problem), "the same error");
     assert_eq!(
         env.sandbox.request_count(),
         3,
@@ -239,7 +246,7 @@ async fn a_refusal_is_not_retried() {
 
     let error = provider.access_token().await.unwrap_err();
 
-    let Error::Problem { problem, .. } = &*error else {
+    let Error::Problem { problem, .. } = &error else {
         panic!("expected Error::Problem, got {error:?}");
     };
     assert_eq!(problem.http_status(), StatusCode::BAD_REQUEST);

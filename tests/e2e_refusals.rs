@@ -294,12 +294,18 @@ async fn scope_length_bounds_are_the_sandboxs_and_the_sdk_refuses_outside_them_b
             .scope(scope.as_str())
             .build()
             .expect_err("outside the bounds");
-        assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
+        assert!(
+            matches!(error, ibkr_oauth::ConfigError::Request(_)),
+            "{error:?}"
+        );
         let error = TokenProvider::builder(env.client.clone(), env.signer())
             .scope(scope.as_str())
             .build()
             .expect_err("outside the bounds");
-        assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
+        assert!(
+            matches!(error, Error::Config(ibkr_oauth::ConfigError::Request(_))),
+            "{error:?}"
+        );
     }
     assert_eq!(env.sandbox.request_count(), 0, "nothing was sent");
 
@@ -379,7 +385,7 @@ async fn an_injected_429_carries_its_retry_after() {
 async fn the_signers_longest_assertion_lifetime_is_accepted() {
     let env = Env::start(Algorithm::EdDSA).await;
     let signer = Signer::builder(CLIENT, KID, env.key.clone())
-        .lifetime(ibkr_oauth::assertion::MAX_LIFETIME)
+        .lifetime(ibkr_oauth::Signer::MAX_LIFETIME)
         .build()
         .expect("the maximum lifetime is a valid setting");
     let token = env

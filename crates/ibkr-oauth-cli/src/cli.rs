@@ -87,7 +87,7 @@ pub struct ClientArgs {
     pub base_url: String,
     /// The assertion's aud claim.
     #[arg(long, env = "IBKR_AUDIENCE", value_name = "AUD",
-          default_value = ibkr_oauth::assertion::DEFAULT_AUDIENCE)]
+          default_value = ibkr_oauth::Signer::DEFAULT_AUDIENCE)]
     pub audience: String,
     /// The signature algorithm: RS256, PS256, ES256 or EdDSA [default: from the key type].
     #[arg(long, env = "IBKR_ALG", value_name = "ALG", value_parser = parse_algorithm)]
@@ -192,7 +192,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "ALG", value_parser = parse_algorithm)]
     pub alg: Option<Algorithm>,
     /// The aud assertions must carry.
-    #[arg(long, value_name = "AUD", default_value = ibkr_oauth::assertion::DEFAULT_AUDIENCE)]
+    #[arg(long, value_name = "AUD", default_value = ibkr_oauth::Signer::DEFAULT_AUDIENCE)]
     pub audience: String,
     /// The loopback port to listen on [default: a free one].
     #[arg(long, value_name = "PORT", default_value_t = 0)]

@@ -78,7 +78,7 @@ fn load_key(value: &str) -> Result<PrivateKey, Error> {
 /// The token client: base URL (checked: https, or http to loopback) and timeout.
 ///
 /// # Errors
-/// The SDK's [`ibkr_oauth::Error::InvalidConfig`] for a base URL it refuses.
+/// The SDK's [`ibkr_oauth::ConfigError::Client`] for a base URL it refuses.
 pub fn client(args: &ClientArgs) -> Result<TokenClient, Error> {
     Ok(TokenClient::builder()
         .base_url(&args.base_url)
@@ -95,7 +95,7 @@ pub fn scope(args: &ClientArgs) -> Option<&str> {
 /// A token request carrying a fresh assertion from `signer` and the scopes of `args`.
 ///
 /// # Errors
-/// The signer's errors; [`ibkr_oauth::Error::InvalidRequest`] for scopes the endpoint would
+/// The signer's errors; [`ibkr_oauth::ConfigError::Request`] for scopes the endpoint would
 /// refuse (too short or long, control characters).
 pub fn request(args: &ClientArgs, signer: &Signer) -> Result<TokenRequest, Error> {
     let mut builder = TokenRequest::builder().assertion(signer.sign()?);

@@ -1,7 +1,6 @@
 //! The one error type of the command; [`exit`](crate::exit) maps each to its exit code.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Everything that can make a command fail. Each message says what happened and what to do,
 /// and none holds a secret.
@@ -12,10 +11,10 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// The SDK failed: configuration, key, signing, or the token request itself.
-    #[error("{0}")]
-    Sdk(Arc<ibkr_oauth::Error>),
+    #[error(transparent)]
+    Sdk(#[from] ibkr_oauth::Error),
     /// The sandbox could not be configured or started.
-    #[error("sandbox: {0}")]
+    #[error("sandbox")]
     Sandbox(#[from] ibkr_oauth_sandbox::Error),
     /// A file to write exists and `--force` was not given.
     #[error("{} already exists; pass --force to overwrite it, or choose another path", path.display())]
@@ -24,7 +23,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A file or directory could not be written or read.
-    #[error("could not {action} {}: {source}; check the path and its permissions", path.display())]
+    #[error("could not {action} {}; check the path and its permissions", path.display())]
     File {
         /// What was being done (`create`, `write`, `read`...).
         action: &'static str,
@@ -35,27 +34,33 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The results could not be written to stdout (a closed pipe...).
-    #[error("could not write the output: {0}")]
+    #[error("could not write the output")]
     Output(#[source] std::io::Error),
     /// The async runtime could not be started.
-    #[error("could not start the async runtime: {0}; retry")]
+    #[error("could not start the async runtime; retry")]
     Runtime(#[source] std::io::Error),
     /// Waiting for Ctrl-C failed.
-    #[error("could not wait for Ctrl-C: {0}")]
+    #[error("could not wait for Ctrl-C")]
     Signal(#[source] std::io::Error),
     /// Something the SDK promises did not hold (a bug to report).
     #[error("{0}; this is a bug, please report it")]
     Internal(String),
 }
 
-impl From<ibkr_oauth::Error> for Error {
-    fn from(error: ibkr_oauth::Error) -> Self {
-        Error::Sdk(Arc::new(error))
+impl From<ibkr_oauth::KeyError> for Error {
+    fn from(error: ibkr_oauth::KeyError) -> Self {
+        Error::Sdk(error.into())
     }
 }
 
-impl From<Arc<ibkr_oauth::Error>> for Error {
-    fn from(error: Arc<ibkr_oauth::Error>) -> Self {
-        Error::Sdk(error)
+impl From<ibkr_oauth::SignError> for Error {
+    fn from(error: ibkr_oauth::SignError) -> Self {
+        Error::Sdk(error.into())
+    }
+}
+
+impl From<ibkr_oauth::ConfigError> for Error {
+    fn from(error: ibkr_oauth::ConfigError) -> Self {
+        Error::Sdk(error.into())
     }
 }

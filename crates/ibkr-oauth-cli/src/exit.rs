@@ -36,42 +36,15 @@ pub fn code(error: &Error) -> u8 {
     }
 }
 
-/// The exit code of an SDK error: every variant the SDK has, by name.
+/// The exit code of an SDK error, by its kind.
 pub fn sdk_code(error: &ibkr_oauth::Error) -> u8 {
-    use ibkr_oauth::Error as E;
-    match error {
-        E::Problem { .. } | E::OAuth { .. } => REFUSED,
-        E::Timeout { .. } | E::Connect { .. } | E::Transport { .. } => TRANSPORT,
-        E::UnexpectedResponse { .. } | E::InvalidResponse { .. } | E::ResponseTooLarge { .. } => {
-            INVALID_RESPONSE
-        }
-        E::InvalidRequest(_)
-        | E::InvalidConfig(_)
-        | E::KeyFileRead { .. }
-        | E::KeyFileTooLarge { .. }
-        | E::KeyEnvVar { .. }
-        | E::KeyEmpty { .. }
-        | E::KeyNotPem { .. }
-        | E::KeyIsPublic { .. }
-        | E::KeyIsCertificate { .. }
-        | E::KeyFormatUnsupported { .. }
-        | E::KeyEncrypted { .. }
-        | E::KeyLegacyEncrypted { .. }
-        | E::KeyPassphraseWrong { .. }
-        | E::KeyEncryptionUnsupported { .. }
-        | E::KeyMalformed { .. }
-        | E::KeyTypeUnsupported { .. }
-        | E::KeyRsaTooSmall { .. }
-        | E::KeyAlgorithmMismatch { .. }
-        | E::UnknownAlgorithm { .. }
-        | E::InvalidSigner(_)
-        | E::ClockOutOfRange => USAGE,
-        E::KeyGeneration { .. }
-        | E::KeyExport { .. }
-        | E::SigningFailed { .. }
-        | E::NoRuntime
-        | E::FetchAborted => FAILURE,
-        // A variant added to the SDK later: not known to be the user's doing.
+    use ibkr_oauth::ErrorKind as K;
+    match error.kind() {
+        K::Configuration | K::Key => USAGE,
+        K::Refused => REFUSED,
+        K::Transport => TRANSPORT,
+        K::InvalidResponse => INVALID_RESPONSE,
+        // Internal, and a kind added to the SDK later: not known to be the user's doing.
         _ => FAILURE,
     }
 }
@@ -92,10 +65,22 @@ fn sandbox_code(error: &ibkr_oauth_sandbox::Error) -> u8 {
     }
 }
 
-/// Prints `error` to `stderr` as one line (`ibkr-oauth: ...`) and returns its exit code.
+/// Prints `error` and its causes to `stderr` as one line (`ibkr-oauth: what: cause`) and
+/// returns its exit code. Each message says its own part once, so the chain repeats nothing.
 pub fn report(error: &Error, stderr: &mut dyn Write) -> u8 {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        // A cause that an outer message already quotes (another crate's habit) is not repeated.
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
     // Nothing more can be done if stderr itself is gone.
-    let _ = writeln!(stderr, "ibkr-oauth: {}", one_line(&error.to_string()));
+    let _ = writeln!(stderr, "ibkr-oauth: {}", one_line(&text));
     let _ = stderr.flush();
     code(error)
 }
@@ -115,18 +100,11 @@ pub fn for_clap_error(error: &clap::Error, stdout: &mut dyn Write, stderr: &mut 
     }
 }
 
-/// Control characters (line breaks included) become spaces, runs of spaces one space: a
-/// message from a server cannot break the line or drive the terminal.
+/// The SDK's one sanitiser: control characters (line breaks included) become spaces, runs of
+/// spaces one space, JWT-shaped words `[redacted]`: a message from a server cannot break the
+/// line or drive the terminal.
 pub fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let c = if c.is_control() { ' ' } else { c };
-        if c == ' ' && out.ends_with(' ') {
-            continue;
-        }
-        out.push(c);
-    }
-    out.trim().to_owned()
+    ibkr_oauth::sanitize(text, 4096)
 }
 
 /// Replaces PEM blocks and JWT-shaped strings (access tokens, assertions) with `[redacted]`.
@@ -206,14 +184,12 @@ mod tests {
     #[test]
     fn sdk_errors_map_by_kind() {
         assert_eq!(
-            sdk_code(&ibkr_oauth::Error::InvalidConfig("x".into())),
+            sdk_code(&ibkr_oauth::ConfigError::Client("x".into()).into()),
             USAGE
         );
-        assert_eq!(sdk_code(&ibkr_oauth::Error::NoRuntime), FAILURE);
-        let io = std::io::Error::other("refused");
-        let connect = ibkr_oauth::Error::Connect {
-            source: Box::new(io),
-        };
+        assert_eq!(sdk_code(&ibkr_oauth::Error::NoRuntime), USAGE);
+        assert_eq!(sdk_code(&ibkr_oauth::Error::FetchAborted), FAILURE);
+        let connect = ibkr_oauth::Error::custom(ibkr_oauth::ErrorKind::Transport, "refused", None);
         assert_eq!(sdk_code(&connect), TRANSPORT);
         assert_eq!(code(&Error::Config("x".into())), USAGE);
         assert_eq!(code(&connect.into()), TRANSPORT);

@@ -118,9 +118,10 @@ pub fn token_json(token: &Token, reveal: bool) -> Value {
 pub fn token_summary(token: &Token, reveal: bool, local: &LocalTime, indent: &str) -> String {
     let mut out = String::new();
     let access = secret(token.access_token().expose_secret(), reveal);
+    // Server-supplied text goes through the SDK's one sanitiser before it reaches a terminal.
     let scope = match token.scope() {
-        Some(s) if !s.is_empty() => s,
-        _ => "(none granted)",
+        Some(s) if !s.trim().is_empty() => ibkr_oauth::sanitize(s, 1024),
+        _ => "(none granted)".to_owned(),
     };
     let expires = if token.expires_in_reported() {
         local.describe(token.expires_at(), SystemTime::now())
@@ -131,7 +132,9 @@ pub fn token_summary(token: &Token, reveal: bool, local: &LocalTime, indent: &st
     let _ = writeln!(
         out,
         "{indent}token type:   {}",
-        token.token_type().unwrap_or("(none)")
+        token
+            .token_type()
+            .map_or_else(|| "(none)".to_owned(), |t| ibkr_oauth::sanitize(t, 64))
     );
     let _ = writeln!(out, "{indent}scopes:       {scope}");
     let _ = writeln!(out, "{indent}expires:      {expires}");

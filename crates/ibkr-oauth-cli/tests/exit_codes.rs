@@ -218,3 +218,49 @@ fn a_success_without_a_token_is_5() {
     let stderr = out.assert_error(5);
     assert!(stderr.contains("access_token"), "{stderr}");
 }
+
+/// A 200 whose members hold terminal escape sequences (window title, clear screen).
+fn hostile_success(access_token: &str) -> mockito::ServerGuard {
+    let mut server = mockito::Server::new();
+    let body = serde_json::json!({
+        "access_token": access_token,
+        "token_type": "Bearer\u{1b}]0;pwned\u{7}",
+        "scope": "echo.read\u{1b}[2J\u{1b}[H",
+        "expires_in": 3600,
+    });
+    server
+        .mock("POST", "/oauth2/api/v1/token")
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(body.to_string())
+        .create();
+    server
+}
+
+#[test]
+fn escape_sequences_from_the_server_never_reach_the_terminal() {
+    let sandbox = TestSandbox::start();
+    let server = hostile_success("abc.def.ghi");
+    for args in [&["token"][..], &["token", "--json"][..]] {
+        let out = run(sandbox.cli().env("IBKR_BASE_URL", server.url()).args(args));
+        let stdout = out.assert_success();
+        assert!(!stdout.contains('\u{1b}'), "{args:?}: {stdout:?}");
+        assert!(!stdout.contains('\u{7}'), "{args:?}: {stdout:?}");
+    }
+}
+
+#[test]
+fn raw_refuses_a_token_with_control_characters_or_white_space_as_5() {
+    let sandbox = TestSandbox::start();
+    for token in ["abc\u{1b}[2Jdef", "abc def", "abc\ndef"] {
+        let server = hostile_success(token);
+        let out = run(sandbox
+            .cli()
+            .env("IBKR_BASE_URL", server.url())
+            .args(["token", "--raw"]));
+        let stderr = out.assert_error(5);
+        assert!(out.stdout.is_empty(), "{token:?}: nothing printed");
+        assert!(stderr.contains("access_token"), "{stderr}");
+        assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    }
+}

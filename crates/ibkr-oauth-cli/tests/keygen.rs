@@ -219,7 +219,7 @@ fn a_public_key_that_cannot_be_written_leaves_the_old_pair_untouched() {
     );
     assert_eq!(entries(dir.path()), ["private.pem"]);
     let refused = format!(
-        "ibkr-oauth: could not write {}: {expected_error}; check the path and its permissions",
+        "ibkr-oauth: could not write {}; check the path and its permissions: {expected_error}",
         public.display()
     );
     assert_eq!(out.assert_error(2), refused);

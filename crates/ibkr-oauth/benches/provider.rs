@@ -19,10 +19,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use ibkr_oauth::provider::TokenProvider;
-use ibkr_oauth::{
-    Algorithm, CLIENT_ASSERTION_TYPE_JWT_BEARER, GRANT_TYPE_CLIENT_CREDENTIALS, PrivateKey, Signer,
-    TOKEN_PATH, Token, TokenClient, TokenRequest,
-};
+use ibkr_oauth::{Algorithm, PrivateKey, Signer, TOKEN_PATH, Token, TokenClient, TokenRequest};
 use mockito::{Server, ServerGuard};
 use tokio::runtime::Runtime;
 
@@ -199,10 +196,10 @@ fn fetch(c: &mut Criterion) {
     let url = format!("{}{TOKEN_PATH}", server.url());
     let http = reqwest::Client::builder().build().unwrap();
     let form = [
-        ("grant_type", GRANT_TYPE_CLIENT_CREDENTIALS.to_owned()),
+        ("grant_type", "client_credentials".to_owned()),
         (
             "client_assertion_type",
-            CLIENT_ASSERTION_TYPE_JWT_BEARER.to_owned(),
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
         ),
         ("client_assertion", assertion.expose_secret().to_owned()),
         ("scope", SCOPE.to_owned()),

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+use ibkr_oauth::{Algorithm, PrivateKey, Signer};
 
 fn sign(c: &mut Criterion) {
     let mut group = c.benchmark_group("sign");

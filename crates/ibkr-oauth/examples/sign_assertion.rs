@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+use ibkr_oauth::{Algorithm, PrivateKey, Signer};
 
 const CLIENT_ID: &str = "interop-client";
 const KEY_ID: &str = "main";

@@ -10,7 +10,7 @@
 //! ```no_run
 //! use ibkr_oauth::{ClientAssertion, TokenRequest};
 //!
-//! let client = ibkr_oauth::blocking::TokenClient::builder().build_blocking()?;
+//! let client = ibkr_oauth::blocking::TokenClient::builder().build()?;
 //! let request = TokenRequest::builder()
 //!     .assertion(ClientAssertion::new("eyJ...signed JWS..."))
 //!     .scope("sso-sessions.write")
@@ -21,11 +21,13 @@
 //! ```
 
 use std::fmt;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use crate::error::Error;
+use crate::clock::Clock;
+use crate::error::{ConfigError, Error};
 use crate::request::TokenRequest;
 use crate::token::Token;
 
@@ -46,29 +48,30 @@ pub struct TokenClient {
 }
 
 impl TokenClient {
-    /// A builder with the async client's defaults; finish it with
-    /// [`build_blocking`](crate::TokenClientBuilder::build_blocking).
-    pub fn builder() -> crate::TokenClientBuilder {
-        crate::TokenClient::builder()
+    /// A builder with the async client's defaults.
+    pub fn builder() -> TokenClientBuilder {
+        TokenClientBuilder {
+            inner: crate::TokenClient::builder(),
+        }
     }
 
     /// A client with every default, talking to [`IBKR_PRODUCTION`](crate::IBKR_PRODUCTION).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] if the HTTP client, the runtime or its thread cannot be
+    /// [`ConfigError::Client`] if the HTTP client, the runtime or its thread cannot be
     /// started.
-    pub fn new() -> Result<Self, Error> {
-        Self::builder().build_blocking()
+    pub fn new() -> Result<Self, ConfigError> {
+        Self::builder().build()
     }
 
     /// Starts the runtime thread for an async client built on purpose for it.
-    pub(crate) fn start(client: crate::TokenClient) -> Result<Self, Error> {
+    fn start(client: crate::TokenClient) -> Result<Self, ConfigError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
             .map_err(|e| {
-                Error::InvalidConfig(format!(
+                ConfigError::Client(format!(
                     "could not start the blocking client's runtime ({e}); check the process's \
                      thread and file limits"
                 ))
@@ -90,7 +93,7 @@ impl TokenClient {
                 });
             })
             .map_err(|e| {
-                Error::InvalidConfig(format!(
+                ConfigError::Client(format!(
                     "could not start the blocking client's thread ({e}); check the process's \
                      thread limits"
                 ))
@@ -107,8 +110,8 @@ impl TokenClient {
     /// [`crate::TokenClient::request_token`]).
     ///
     /// # Errors
-    /// Those of [`crate::TokenClient::request_token`], and [`Error::Transport`] if the
-    /// runtime thread has stopped.
+    /// Those of [`crate::TokenClient::request_token`], and an [`ErrorKind::Internal`](crate::ErrorKind::Internal)
+    /// error if the runtime thread has stopped.
     pub fn request_token(&self, request: &TokenRequest) -> Result<Token, Error> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.jobs
@@ -122,8 +125,78 @@ impl TokenClient {
 }
 
 fn worker_stopped() -> Error {
-    Error::Transport {
-        source: "the blocking client's runtime thread has stopped; build a new client".into(),
+    Error::custom(
+        crate::ErrorKind::Internal,
+        "the blocking client's runtime thread has stopped; build a new client",
+        None,
+    )
+}
+
+/// Builds a [`blocking::TokenClient`](TokenClient): the settings of
+/// [`crate::TokenClientBuilder`], validated the same way by [`build`](Self::build).
+#[must_use = "a builder does nothing until build() is called"]
+#[derive(Debug)]
+pub struct TokenClientBuilder {
+    inner: crate::TokenClientBuilder,
+}
+
+impl TokenClientBuilder {
+    /// See [`crate::TokenClientBuilder::base_url`].
+    pub fn base_url(self, base_url: impl AsRef<str>) -> Self {
+        Self {
+            inner: self.inner.base_url(base_url),
+        }
+    }
+
+    /// See [`crate::TokenClientBuilder::connect_timeout`].
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        Self {
+            inner: self.inner.connect_timeout(timeout),
+        }
+    }
+
+    /// See [`crate::TokenClientBuilder::timeout`].
+    pub fn timeout(self, timeout: Duration) -> Self {
+        Self {
+            inner: self.inner.timeout(timeout),
+        }
+    }
+
+    /// See [`crate::TokenClientBuilder::max_response_bytes`].
+    pub fn max_response_bytes(self, bytes: usize) -> Self {
+        Self {
+            inner: self.inner.max_response_bytes(bytes),
+        }
+    }
+
+    /// See [`crate::TokenClientBuilder::user_agent`].
+    pub fn user_agent(self, user_agent: impl Into<String>) -> Self {
+        Self {
+            inner: self.inner.user_agent(user_agent),
+        }
+    }
+
+    /// See [`crate::TokenClientBuilder::clock`].
+    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: self.inner.clock(clock),
+        }
+    }
+
+    /// See [`crate::TokenClientBuilder::http_client_builder`].
+    pub fn http_client_builder(self, builder: reqwest::ClientBuilder) -> Self {
+        Self {
+            inner: self.inner.http_client_builder(builder),
+        }
+    }
+
+    /// Validates the settings, builds the client and starts its runtime thread.
+    ///
+    /// # Errors
+    /// Those of [`crate::TokenClientBuilder::build`], and [`ConfigError::Client`] if the
+    /// private runtime or its thread cannot be started.
+    pub fn build(self) -> Result<TokenClient, ConfigError> {
+        TokenClient::start(self.inner.build()?)
     }
 }
 

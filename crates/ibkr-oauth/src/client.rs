@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::request::TokenRequest;
 use crate::token::Token;
 
 /// IBKR's production server, the default base URL.
 pub const IBKR_PRODUCTION: &str = "https://api.ibkr.com";
-/// IBKR's sandbox (QA) server, as IBKR's OpenAPI document lists it.
-pub const IBKR_SANDBOX: &str = "https://qa.interactivebrokers.com";
+/// IBKR's QA server (named "Sandbox" in IBKR's OpenAPI document): IBKR's test environment,
+/// which needs QA credentials from IBKR. Not this project's local sandbox
+/// (`ibkr-oauth-sandbox`, or `ibkr-oauth sandbox`), which runs on loopback.
+pub const IBKR_QA: &str = "https://qa.interactivebrokers.com";
 /// The token endpoint's path below the base URL.
 pub const TOKEN_PATH: &str = "/oauth2/api/v1/token";
 /// The default time allowed to establish the connection (TCP and TLS).
@@ -79,8 +81,8 @@ impl TokenClient {
     /// A client with every default, talking to [`IBKR_PRODUCTION`].
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] if the HTTP client cannot be built (TLS setup).
-    pub fn new() -> Result<Self, Error> {
+    /// [`ConfigError::Client`] if the HTTP client cannot be built (TLS setup).
+    pub fn new() -> Result<Self, ConfigError> {
         Self::builder().build()
     }
 
@@ -104,7 +106,18 @@ impl TokenClient {
     /// [`Error::InvalidResponse`], [`Error::ResponseTooLarge`] for responses;
     /// [`Error::Timeout`], [`Error::Connect`], [`Error::Transport`] when no response arrived.
     pub async fn request_token(&self, request: &TokenRequest) -> Result<Token, Error> {
-        crate::transport::request_token(&self.inner, request).await
+        crate::transport::request_token(&self.inner, request, None).await
+    }
+
+    /// One attempt with the assertion stamped at `assertion_time` (the provider's clock,
+    /// corrected by the server's offset) instead of the signer's own clock.
+    #[cfg(feature = "provider")]
+    pub(crate) async fn request_token_at(
+        &self,
+        request: &TokenRequest,
+        assertion_time: std::time::SystemTime,
+    ) -> Result<Token, Error> {
+        crate::transport::request_token(&self.inner, request, Some(assertion_time)).await
     }
 }
 
@@ -126,19 +139,20 @@ impl fmt::Debug for TokenClient {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ibkr_oauth::{TokenClient, IBKR_SANDBOX};
+/// use ibkr_oauth::{TokenClient, IBKR_QA};
 ///
 /// let client = TokenClient::builder()
-///     .base_url(IBKR_SANDBOX)
+///     .base_url(IBKR_QA)
 ///     .timeout(Duration::from_secs(10))
 ///     .build()?;
 /// assert_eq!(client.token_url(), "https://qa.interactivebrokers.com/oauth2/api/v1/token");
 ///
 /// // Plain http is refused, except to loopback hosts.
 /// let refused = TokenClient::builder().base_url("http://api.ibkr.com").build();
-/// assert!(matches!(refused, Err(ibkr_oauth::Error::InvalidConfig(_))));
+/// assert!(matches!(refused, Err(ibkr_oauth::ConfigError::Client(_))));
 /// # Ok::<(), ibkr_oauth::Error>(())
 /// ```
+#[must_use = "a builder does nothing until build() is called"]
 pub struct TokenClientBuilder {
     base_url: String,
     connect_timeout: Duration,
@@ -220,26 +234,26 @@ impl TokenClientBuilder {
     /// Validates the settings and builds the client.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an invalid base URL (not a URL, a scheme other than
+    /// [`ConfigError::Client`] for an invalid base URL (not a URL, a scheme other than
     /// https, plain http to a non-loopback host, user info, query or fragment), a zero
     /// timeout or cap, a user agent that is not a valid header value, or an HTTP client
     /// reqwest cannot build.
-    pub fn build(self) -> Result<TokenClient, Error> {
+    pub fn build(self) -> Result<TokenClient, ConfigError> {
         let (base_url, https) = validate_base_url(&self.base_url)?;
         if self.connect_timeout.is_zero() || self.timeout.is_zero() {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::Client(
                 "a timeout of zero would fail every request; give a positive duration".into(),
             ));
         }
         if self.max_response_bytes == 0 {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::Client(
                 "a response cap of zero bytes would refuse every response; leave the default \
                  (64 KiB) or give a positive size"
                     .into(),
             ));
         }
         if http::HeaderValue::from_str(&self.user_agent).is_err() {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::Client(
                 "the user agent is not a valid HTTP header value: use visible ASCII characters"
                     .into(),
             ));
@@ -257,7 +271,7 @@ impl TokenClientBuilder {
             http = http.no_proxy();
         }
         let http = http.build().map_err(|e| {
-            Error::InvalidConfig(format!(
+            ConfigError::Client(format!(
                 "the HTTP client could not be built ({e}); check the reqwest settings"
             ))
         })?;
@@ -272,17 +286,6 @@ impl TokenClientBuilder {
                 timeout: self.timeout,
             }),
         })
-    }
-
-    /// Validates the settings and builds a [`blocking::TokenClient`](crate::blocking::TokenClient)
-    /// for programs without an async runtime.
-    ///
-    /// # Errors
-    /// As [`build`](Self::build), and [`Error::InvalidConfig`] if the client's private runtime
-    /// or its thread cannot be started.
-    #[cfg(feature = "blocking")]
-    pub fn build_blocking(self) -> Result<crate::blocking::TokenClient, Error> {
-        crate::blocking::TokenClient::start(self.build()?)
     }
 }
 
@@ -302,26 +305,26 @@ impl fmt::Debug for TokenClientBuilder {
 }
 
 /// Checks the base URL policy; returns it without a trailing slash, and whether it is https.
-fn validate_base_url(raw: &str) -> Result<(String, bool), Error> {
+fn validate_base_url(raw: &str) -> Result<(String, bool), ConfigError> {
     let url = url::Url::parse(raw.trim()).map_err(|e| {
-        Error::InvalidConfig(format!(
+        ConfigError::Client(format!(
             "the base URL is not a valid absolute URL ({e}); give one such as {IBKR_PRODUCTION}"
         ))
     })?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::InvalidConfig(
+        return Err(ConfigError::Client(
             "the base URL carries user info (user:password@); the token endpoint authenticates \
              by the assertion: remove it"
                 .into(),
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::InvalidConfig(
+        return Err(ConfigError::Client(
             "the base URL has a query or fragment; give only scheme, host, port and path".into(),
         ));
     }
     let Some(host) = url.host() else {
-        return Err(Error::InvalidConfig(
+        return Err(ConfigError::Client(
             "the base URL has no host; give one such as https://api.ibkr.com".into(),
         ));
     };
@@ -329,14 +332,14 @@ fn validate_base_url(raw: &str) -> Result<(String, bool), Error> {
         "https" => true,
         "http" if is_loopback(&host) => false,
         "http" => {
-            return Err(Error::InvalidConfig(format!(
+            return Err(ConfigError::Client(format!(
                 "plain http to `{host}` is refused: the assertion and the token would travel \
                  unencrypted; use https (http is allowed only to loopback hosts: 127.0.0.0/8, \
                  ::1, localhost)"
             )));
         }
         other => {
-            return Err(Error::InvalidConfig(format!(
+            return Err(ConfigError::Client(format!(
                 "the base URL's scheme `{other}` is not supported; use https"
             )));
         }
@@ -396,7 +399,7 @@ mod tests {
             "file:///etc/passwd",
         ] {
             assert!(
-                matches!(validate_base_url(raw), Err(Error::InvalidConfig(_))),
+                matches!(validate_base_url(raw), Err(ConfigError::Client(_))),
                 "{raw}"
             );
         }

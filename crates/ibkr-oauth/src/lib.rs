@@ -6,14 +6,16 @@
 //! into a [`Token`] or one [`Error`] that says what went wrong and whether to retry.
 //!
 //! - [`TokenClient`] holds the HTTP settings: base URL ([`IBKR_PRODUCTION`] by default,
-//!   [`IBKR_SANDBOX`]), timeouts (always on), a cap on the response size (64 KiB), no
+//!   [`IBKR_QA`] (IBKR's QA server)), timeouts (always on), a cap on the response size (64 KiB), no
 //!   redirects on the token POST, https only except to loopback hosts.
 //! - [`TokenRequest`] holds the assertion (a secret) and the scopes, validated before any
-//!   network I/O. A [`Signer`] (module [`assertion`]) makes the assertion from your key.
+//!   network I/O. A [`Signer`] makes the assertion from your [`PrivateKey`].
 //! - [`Token`] holds the access token as a [`SecretString`], its scopes and when it expires.
-//! - [`Error`] tells an RFC 9457 problem ([`Error::Problem`], IBKR's own error format) from an
-//!   RFC 6749 error body, an unexpected response (an HTML 502 page, a redirect), a timeout, a
-//!   connect failure...; [`Error::is_retryable`] and [`Error::retry_after`] drive retries.
+//! - [`Error`] says what kind of failure happened ([`Error::kind`]: configuration, key,
+//!   refused, transport, invalid response, internal) and keeps the detail: an RFC 9457 problem
+//!   ([`Error::Problem`], IBKR's own error format), an RFC 6749 error body, an unexpected
+//!   response (an HTML 502 page, a redirect)...; [`Error::is_retryable`] and
+//!   [`Error::retry_after`] drive retries. It is cheap to clone and works with `?`.
 //!
 //! Secrets never print: `Debug` and `Display` of every type and error, and the tracing events
 //! (a `debug` span `ibkr_oauth.request_token` per request, with the status), show
@@ -77,22 +79,29 @@
 
 #![deny(missing_docs)]
 
-// Modules in the order one token request flows through them.
-pub mod clock; // the injectable wall clock
+// Modules in the order one token request flows through them: configuration -> assertion ->
+// request -> HTTP (the generated operation) -> response mapping -> token -> cache.
+mod clock; // the injectable wall clock
 
-pub mod assertion; // keys, algorithms, the signed client assertion
+mod assertion; // keys, algorithms, the signed client assertion
 
-mod request; // the token request: assertion source, scopes, grant
+mod request; // the token request: assertion source, scopes
 
 mod client; // TokenClient: URL policy, timeouts, no redirects
 
 mod transport; // the one call of the generated operation, and its middleware
 
-mod problem; // status-first mapping of the response; RFC 9457 and RFC 6749 bodies
+mod response; // status and content type first, then one parse: a Token or an Error
 
-pub mod error; // the crate's one Error
+mod problem; // the RFC 9457 and RFC 6749 refusal bodies
+
+mod sanitize; // the one sanitiser of server-supplied text
+
+mod error; // Error, ErrorKind, ConfigError
 
 mod token; // the granted token
+
+mod source; // TokenSource: anything that hands out tokens
 
 #[cfg(feature = "provider")]
 pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
@@ -100,30 +109,29 @@ pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
 #[cfg(feature = "blocking")]
 pub mod blocking; // the same client for programs without an async runtime
 
+pub use assertion::{
+    Algorithm, AssertionSigner, ClientAssertion, KeyError, KeySource, KeyType, PrivateKey,
+    SignError, Signer, SignerBuilder,
+};
 pub use client::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
-    IBKR_PRODUCTION, IBKR_SANDBOX, TOKEN_PATH, TokenClient, TokenClientBuilder,
+    IBKR_PRODUCTION, IBKR_QA, TOKEN_PATH, TokenClient, TokenClientBuilder,
 };
-pub use problem::{OAuthError, Problem, ResponseInfo};
-#[cfg(feature = "provider")]
-pub use provider::{TokenProvider, TokenProviderBuilder};
-pub use request::{
-    CLIENT_ASSERTION_TYPE_JWT_BEARER, GRANT_TYPE_CLIENT_CREDENTIALS, SCOPE_MAX_CHARS,
-    SCOPE_MIN_CHARS, TokenRequest, TokenRequestBuilder,
-};
-pub use token::Token;
+pub use clock::{Clock, SystemClock};
+pub use error::{ConfigError, Error, ErrorKind};
+pub use problem::{OAuthError, Problem};
+pub use request::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS, TokenRequest, TokenRequestBuilder};
+pub use response::ResponseInfo;
+pub use sanitize::sanitize;
+pub use source::{FixedToken, FnSource, TokenFuture, TokenSource};
+pub use token::{Token, TokenBuilder};
 
 /// The HTTP status type used in errors (re-exported from the `http` crate).
 pub use http::StatusCode;
 /// Secret types and the trait that reads them (re-exported from the `secrecy` crate).
 pub use secrecy::{ExposeSecret, SecretString};
 
-pub use assertion::ClientAssertion;
-pub use assertion::{Algorithm, KeySource, KeyType, PrivateKey, Signer, SignerBuilder};
-pub use clock::{Clock, SystemClock};
-pub use error::Error;
-
-/// The generated models of IBKR's token endpoint, re-exported so that users never name the
+/// The generated models of IBKR's endpoints, re-exported so that users never name the
 /// generated crate.
 pub mod models {
     pub use ibkr_oauth_generated::models::*;

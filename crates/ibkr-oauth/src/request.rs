@@ -1,14 +1,17 @@
 //! The token request: the client assertion, the scopes and the grant, validated before any
 //! network I/O.
 
-use crate::assertion::{ClientAssertion, Signer};
-use crate::error::Error;
+use std::sync::Arc;
+use std::time::SystemTime;
 
-/// The grant type of the client credentials flow (RFC 6749 section 4.4), the default.
-pub const GRANT_TYPE_CLIENT_CREDENTIALS: &str = "client_credentials";
+use crate::assertion::{AssertionSigner, ClientAssertion};
+use crate::error::{ConfigError, Error};
 
-/// The client assertion type of a JWT bearer assertion (RFC 7523), the default.
-pub const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str =
+/// The grant type of the client credentials flow (RFC 6749 section 4.4): what IBKR takes.
+const GRANT_TYPE_CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// The client assertion type of a JWT bearer assertion (RFC 7523): what IBKR takes.
+const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The shortest `scope` the token endpoint accepts, in characters.
@@ -35,8 +38,6 @@ pub const SCOPE_MAX_CHARS: usize = 1024;
 pub struct TokenRequest {
     assertion: AssertionSource,
     scope: Option<String>,
-    grant_type: String,
-    client_assertion_type: String,
 }
 
 /// Where the assertion of each attempt comes from: one the caller signed, or a signer that
@@ -45,12 +46,13 @@ pub struct TokenRequest {
 #[derive(Debug, Clone)]
 enum AssertionSource {
     Fixed(ClientAssertion),
-    Signer(Signer),
+    Signer(Arc<dyn AssertionSigner>),
 }
 
 impl TokenRequest {
-    /// A builder with the defaults: grant type `client_credentials`, assertion type
-    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, no scope.
+    /// A builder: no assertion, no scope. The grant type (`client_credentials`) and the
+    /// assertion type (`urn:ietf:params:oauth:client-assertion-type:jwt-bearer`) are IBKR's
+    /// and fixed.
     pub fn builder() -> TokenRequestBuilder {
         TokenRequestBuilder::default()
     }
@@ -60,47 +62,38 @@ impl TokenRequest {
         self.scope.as_deref()
     }
 
-    /// The `grant_type` parameter.
+    /// The `grant_type` parameter: `client_credentials`.
     pub fn grant_type(&self) -> &str {
-        &self.grant_type
+        GRANT_TYPE_CLIENT_CREDENTIALS
     }
 
-    /// The `client_assertion_type` parameter.
+    /// The `client_assertion_type` parameter: the JWT bearer assertion type of RFC 7523.
     pub fn client_assertion_type(&self) -> &str {
-        &self.client_assertion_type
+        CLIENT_ASSERTION_TYPE_JWT_BEARER
     }
 
-    /// This request with its assertion signed for `now` (a clock corrected by the server's
-    /// offset): the token provider's attempts. A fixed assertion is kept as it is.
-    #[cfg(feature = "provider")]
-    pub(crate) fn signed_at(&self, now: std::time::SystemTime) -> Result<TokenRequest, Error> {
-        let assertion = match &self.assertion {
-            AssertionSource::Fixed(assertion) => assertion.clone(),
-            AssertionSource::Signer(signer) => signer.sign_at(now)?,
-        };
-        Ok(TokenRequest {
-            assertion: AssertionSource::Fixed(assertion),
-            ..self.clone()
-        })
-    }
-
-    /// The assertion to send on one attempt: the fixed one, or a fresh one signed now (with
-    /// the signer's own clock, the one place that stamps assertion times).
-    pub(crate) fn assertion_for_attempt(&self) -> Result<ClientAssertion, Error> {
+    /// The assertion to send on one attempt: the fixed one, or a fresh one signed at `now`
+    /// (the signer's clock, or the provider's corrected time).
+    pub(crate) async fn assertion_at(
+        &self,
+        now: Option<SystemTime>,
+    ) -> Result<ClientAssertion, Error> {
         match &self.assertion {
             AssertionSource::Fixed(assertion) => Ok(assertion.clone()),
-            AssertionSource::Signer(signer) => signer.sign(),
+            AssertionSource::Signer(signer) => {
+                let now = now.unwrap_or_else(|| signer.clock().now());
+                signer.sign_assertion(now).await
+            }
         }
     }
 }
 
 /// Builds a [`TokenRequest`]; [`build`](Self::build) validates everything.
 #[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until build() is called"]
 pub struct TokenRequestBuilder {
     assertion: Option<AssertionSource>,
     scopes: Vec<String>,
-    grant_type: Option<String>,
-    client_assertion_type: Option<String>,
 }
 
 impl TokenRequestBuilder {
@@ -142,8 +135,11 @@ impl TokenRequestBuilder {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) }
     /// ```
-    pub fn signer(mut self, signer: Signer) -> Self {
-        self.assertion = Some(AssertionSource::Signer(signer));
+    ///
+    /// Any [`AssertionSigner`] does: a [`Signer`](crate::Signer) with a key in this process,
+    /// or a key held in a KMS or HSM.
+    pub fn signer(mut self, signer: impl AssertionSigner) -> Self {
+        self.assertion = Some(AssertionSource::Signer(Arc::new(signer)));
         self
     }
 
@@ -163,37 +159,23 @@ impl TokenRequestBuilder {
         self
     }
 
-    /// Overrides the `grant_type` (default `client_credentials`).
-    pub fn grant_type(mut self, grant_type: impl Into<String>) -> Self {
-        self.grant_type = Some(grant_type.into());
-        self
-    }
-
-    /// Overrides the `client_assertion_type` (default
-    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`).
-    pub fn client_assertion_type(mut self, assertion_type: impl Into<String>) -> Self {
-        self.client_assertion_type = Some(assertion_type.into());
-        self
-    }
-
     /// Validates and builds the request.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] when the assertion is missing or empty, a scope is empty, the
-    /// joined scope is outside 4..=1024 characters or contains a control character, or the
-    /// grant or assertion type is empty or contains a control character. Messages never quote
-    /// the refused value.
-    pub fn build(self) -> Result<TokenRequest, Error> {
+    /// [`ConfigError::Request`] when the assertion is missing or empty, a scope is empty, or
+    /// the joined scope is outside 4..=1024 characters or contains a control character.
+    /// Messages never quote the refused value.
+    pub fn build(self) -> Result<TokenRequest, ConfigError> {
         let assertion = match self.assertion {
             None => {
-                return Err(Error::InvalidRequest(
+                return Err(ConfigError::Request(
                     "no client assertion: call `.signer(...)` or `.assertion(...)` on the request \
                      builder"
                         .into(),
                 ));
             }
             Some(AssertionSource::Fixed(a)) if a.expose_secret().trim().is_empty() => {
-                return Err(Error::InvalidRequest(
+                return Err(ConfigError::Request(
                     "the client assertion is empty: pass the signed compact JWS".into(),
                 ));
             }
@@ -203,50 +185,28 @@ impl TokenRequestBuilder {
             None
         } else {
             if self.scopes.iter().any(|s| s.trim().is_empty()) {
-                return Err(Error::InvalidRequest(
+                return Err(ConfigError::Request(
                     "a scope is empty: pass scope names such as `echo.read`".into(),
                 ));
             }
             let joined = self.scopes.join(" ");
             if let Some(i) = joined.chars().position(char::is_control) {
-                return Err(Error::InvalidRequest(format!(
+                return Err(ConfigError::Request(format!(
                     "the scope contains a control character (at character {i}): scopes are \
                      printable names joined by spaces"
                 )));
             }
             let chars = joined.chars().count();
             if !(SCOPE_MIN_CHARS..=SCOPE_MAX_CHARS).contains(&chars) {
-                return Err(Error::InvalidRequest(format!(
+                return Err(ConfigError::Request(format!(
                     "the scope is {chars} characters long; the token endpoint accepts \
                      {SCOPE_MIN_CHARS} to {SCOPE_MAX_CHARS}: request fewer or longer scopes"
                 )));
             }
             Some(joined)
         };
-        let grant_type = parameter("grant_type", self.grant_type, GRANT_TYPE_CLIENT_CREDENTIALS)?;
-        let client_assertion_type = parameter(
-            "client_assertion_type",
-            self.client_assertion_type,
-            CLIENT_ASSERTION_TYPE_JWT_BEARER,
-        )?;
-        Ok(TokenRequest {
-            assertion,
-            scope,
-            grant_type,
-            client_assertion_type,
-        })
+        Ok(TokenRequest { assertion, scope })
     }
-}
-
-fn parameter(name: &str, value: Option<String>, default: &str) -> Result<String, Error> {
-    let value = value.unwrap_or_else(|| default.to_owned());
-    if value.trim().is_empty() || value.chars().any(char::is_control) {
-        return Err(Error::InvalidRequest(format!(
-            "`{name}` is empty or contains a control character: leave it at the default \
-             `{default}` unless IBKR says otherwise"
-        )));
-    }
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -260,8 +220,11 @@ mod tests {
     #[test]
     fn defaults() {
         let r = builder().build().unwrap();
-        assert_eq!(r.grant_type(), GRANT_TYPE_CLIENT_CREDENTIALS);
-        assert_eq!(r.client_assertion_type(), CLIENT_ASSERTION_TYPE_JWT_BEARER);
+        assert_eq!(r.grant_type(), "client_credentials");
+        assert_eq!(
+            r.client_assertion_type(),
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
         assert_eq!(r.scope(), None);
     }
 
@@ -279,27 +242,23 @@ mod tests {
     #[test]
     fn missing_or_empty_assertion_is_refused() {
         let e = TokenRequest::builder().build().unwrap_err();
-        assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
+        assert!(matches!(e, ConfigError::Request(_)), "{e:?}");
         let e = TokenRequest::builder()
             .assertion(ClientAssertion::new(" "))
             .build()
             .unwrap_err();
-        assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
+        assert!(matches!(e, ConfigError::Request(_)), "{e:?}");
     }
 
     #[test]
-    fn empty_parameters_are_refused() {
-        assert!(matches!(
-            builder().grant_type("").build(),
-            Err(Error::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            builder().client_assertion_type("a\nb").build(),
-            Err(Error::InvalidRequest(_))
-        ));
+    fn empty_scope_is_refused() {
         assert!(matches!(
             builder().scope("").build(),
-            Err(Error::InvalidRequest(_))
+            Err(ConfigError::Request(_))
+        ));
+        assert!(matches!(
+            builder().scope("echo.read\n").build(),
+            Err(ConfigError::Request(_))
         ));
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::models::TokenResponse;
@@ -33,41 +33,20 @@ pub struct Token {
 
 impl Token {
     /// Builds a token from a 200 body, or says (without quoting any value) why it is not one.
+    ///
+    /// One parse, straight into the generated model. Only a body that fails it is read again,
+    /// as untyped JSON, to say which member is wrong (serde's own message would quote it).
     pub(crate) fn from_json_body(
         body: &[u8],
         received_at: SystemTime,
         server_date: Option<SystemTime>,
     ) -> Result<Self, String> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            format!(
-                "the body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            )
-        })?;
-        let Value::Object(map) = value else {
-            return Err("the body is JSON but not an object".into());
-        };
-        // Check member types by hand so that no message ever quotes a value (serde's would).
-        for name in ["access_token", "token_type", "scope"] {
-            if map
-                .get(name)
-                .is_some_and(|v| !v.is_string() && !v.is_null())
-            {
-                return Err(format!("`{name}` is not a string"));
-            }
+        // serde would also take a JSON array for the struct, member by member: objects only.
+        let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        match serde_json::from_slice::<TokenResponse>(body) {
+            Ok(response) if is_object => Self::from_response(response, received_at, server_date),
+            _ => Err(why_not_a_token(body)),
         }
-        if let Some(v) = map.get("expires_in").filter(|v| !v.is_null()) {
-            if v.is_u64() && !v.is_i64() {
-                return Err("`expires_in` is too large".into());
-            }
-            if !v.is_i64() {
-                return Err("`expires_in` is not an integer number of seconds".into());
-            }
-        }
-        let response: TokenResponse = serde_json::from_value(Value::Object(map))
-            .map_err(|_| "the members do not have the types IBKR's spec gives".to_owned())?;
-        Self::from_response(response, received_at, server_date)
     }
 
     /// Builds a token from the generated model. `received_at` is the client's clock when the
@@ -81,6 +60,14 @@ impl Token {
             None => return Err("the response has no `access_token`".into()),
             Some(t) if t.trim().is_empty() => {
                 return Err("the response's `access_token` is empty".into());
+            }
+            Some(t) if !is_b64token(&t) => {
+                return Err(
+                    "the response's `access_token` holds characters a bearer token \
+                            cannot have (RFC 6750 b64token: letters, digits, -._~+/ and \
+                            trailing =)"
+                        .into(),
+                );
             }
             Some(t) => SecretString::from(t),
         };
@@ -109,9 +96,46 @@ impl Token {
         })
     }
 
-    /// The access token. Expose it only to put it on the wire.
+    /// A token made by hand (a test double, a token read back from a shared cache). Its
+    /// lifetime counts from [`received_at`](TokenBuilder::received_at) (default: now).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ibkr_oauth::{SecretString, Token};
+    ///
+    /// let token = Token::builder(SecretString::from("test-token"))
+    ///     .token_type("Bearer")
+    ///     .scope("echo.read")
+    ///     .expires_in(Duration::from_secs(3600))
+    ///     .build()?;
+    /// assert_eq!(token.authorization_header().to_str().ok(), Some("Bearer test-token"));
+    /// # Ok::<(), ibkr_oauth::Error>(())
+    /// ```
+    pub fn builder(access_token: SecretString) -> TokenBuilder {
+        TokenBuilder {
+            access_token,
+            token_type: None,
+            scope: None,
+            expires_in: None,
+            received_at: None,
+        }
+    }
+
+    /// The access token. Expose it only to put it on the wire (or use
+    /// [`authorization_header`](Self::authorization_header)).
     pub fn access_token(&self) -> &SecretString {
         &self.access_token
+    }
+
+    /// The `Authorization: Bearer ...` value for an API call, marked sensitive (HTTP/2 and
+    /// HTTP/3 stacks keep it out of their header compression tables, and `Debug` hides it).
+    pub fn authorization_header(&self) -> http::HeaderValue {
+        let value = format!("Bearer {}", self.access_token.expose_secret());
+        // Every token was checked for b64token characters when it was made, so this parses.
+        let mut header = http::HeaderValue::from_str(&value)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("Bearer"));
+        header.set_sensitive(true);
+        header
     }
 
     /// The `token_type` the server sent (IBKR: `Bearer`), if any.
@@ -158,6 +182,124 @@ impl Token {
     }
 }
 
+/// RFC 6750 section 2.1's `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
+/// "/" ) *"="`. What a bearer token may hold, so that it is safe in a header and on a terminal.
+pub(crate) fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+/// Builds a [`Token`] by hand; see [`Token::builder`].
+#[must_use = "a builder does nothing until build() is called"]
+pub struct TokenBuilder {
+    access_token: SecretString,
+    token_type: Option<String>,
+    scope: Option<String>,
+    expires_in: Option<Duration>,
+    received_at: Option<SystemTime>,
+}
+
+impl TokenBuilder {
+    /// The token type (IBKR: `Bearer`).
+    pub fn token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.token_type = Some(token_type.into());
+        self
+    }
+
+    /// The granted scopes, space-delimited.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The lifetime from [`received_at`](Self::received_at). Without it the token has a
+    /// lifetime of zero (see [`Token`]).
+    pub fn expires_in(mut self, expires_in: Duration) -> Self {
+        self.expires_in = Some(expires_in);
+        self
+    }
+
+    /// When the token was received (default: the system clock when `build` runs).
+    pub fn received_at(mut self, at: SystemTime) -> Self {
+        self.received_at = Some(at);
+        self
+    }
+
+    /// Checks the token's characters and builds it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Request`](crate::ConfigError::Request) when the token is not an RFC 6750
+    /// `b64token` (letters, digits, `-._~+/`, trailing `=`).
+    pub fn build(self) -> Result<Token, crate::Error> {
+        if !is_b64token(self.access_token.expose_secret()) {
+            return Err(crate::ConfigError::Request(
+                "the access token holds characters a bearer token cannot have (RFC 6750 \
+                 b64token: letters, digits, -._~+/ and trailing =)"
+                    .into(),
+            )
+            .into());
+        }
+        let received_at = self.received_at.unwrap_or_else(SystemTime::now);
+        let expires_in = self.expires_in.unwrap_or(Duration::ZERO);
+        Ok(Token {
+            access_token: self.access_token,
+            token_type: self.token_type,
+            scope: self.scope,
+            expires_in,
+            expires_in_reported: self.expires_in.is_some(),
+            received_at,
+            expires_at: received_at.checked_add(expires_in).unwrap_or(received_at),
+            server_date: None,
+        })
+    }
+}
+
+impl fmt::Debug for TokenBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenBuilder")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("scope", &self.scope)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a body that did not parse as a `TokenResponse` is not one, without quoting a value.
+fn why_not_a_token(body: &[u8]) -> String {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(e) => {
+            return format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            );
+        }
+    };
+    let Value::Object(map) = value else {
+        return "the body is JSON but not an object".into();
+    };
+    for name in ["access_token", "token_type", "scope"] {
+        if map
+            .get(name)
+            .is_some_and(|v| !v.is_string() && !v.is_null())
+        {
+            return format!("`{name}` is not a string");
+        }
+    }
+    match map.get("expires_in") {
+        Some(v) if v.is_u64() && !v.is_i64() => "`expires_in` is too large".into(),
+        Some(v) if !v.is_null() && !v.is_i64() => {
+            "`expires_in` is not an integer number of seconds".into()
+        }
+        _ => "the members do not have the types IBKR's spec gives".into(),
+    }
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token")
@@ -176,7 +318,6 @@ impl fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     fn at() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
@@ -187,6 +328,9 @@ mod tests {
         let body = br#"{"access_token":"abc.def.ghi","token_type":"Bearer","scope":"echo.read echo.write","expires_in":86399}"#;
         let t = Token::from_json_body(body, at(), None).unwrap();
         assert_eq!(t.access_token().expose_secret(), "abc.def.ghi");
+        let header = t.authorization_header();
+        assert!(header.is_sensitive());
+        assert_eq!(header.to_str().unwrap(), "Bearer abc.def.ghi");
         assert_eq!(t.token_type(), Some("Bearer"));
         assert_eq!(t.scopes().collect::<Vec<_>>(), ["echo.read", "echo.write"]);
         assert_eq!(t.expires_in(), Duration::from_secs(86399));
@@ -213,6 +357,9 @@ mod tests {
             br#"{"access_token":"SECRET-1","scope":["SECRET-2"]}"#,
             br#"{"access_token":["SECRET-1"]}"#,
             br#"{"access_token":""}"#,
+            br#"{"access_token":"SECRET 1"}"#,
+            br#"{"access_token":"SECRET\u001b]0;x\u0007"}"#,
+            br#"["SECRET-1",null,null,null]"#,
             br#"{}"#,
             br#"["SECRET-1"]"#,
             br#"{"access_token":"SECRET-1""#,

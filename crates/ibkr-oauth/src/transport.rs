@@ -3,11 +3,10 @@
 //!
 //! [`Capture`] sits between the generated code and reqwest for one call. It adds the `Accept`
 //! header the wire contract names, reads the body chunk by chunk and refuses it past the cap
-//! (never holding more than the cap), records the status, the headers the mapping needs and the
-//! buffered body in a slot of its own, and hands the generated code a response rebuilt from
-//! those bytes. The generated code's own reading of the response is then ignored: the mapping
-//! decides from the real status and content type (its untagged error enum would call a 500
-//! problem `Status400`).
+//! (never holding more than the cap), and records the status, the headers the mapping needs and
+//! the buffered body in a slot of its own. The generated code gets the status and headers with
+//! an empty body: its reading of the response is ignored anyway (its untagged error enum would
+//! call a 500 problem `Status400`), so the body is parsed once, by the response mapping.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -23,9 +22,9 @@ use tracing::Instrument;
 
 use crate::client::ClientInner;
 use crate::clock::Clock;
-use crate::error::Error;
-use crate::problem::{RawResponse, ResponseInfo, map_response};
+use crate::error::{Error, root_cause};
 use crate::request::TokenRequest;
+use crate::response::{RawResponse, ResponseInfo, map_response};
 use crate::token::Token;
 
 /// What the wire contract says the client accepts.
@@ -132,17 +131,17 @@ impl Middleware for Capture {
             }
             body.extend_from_slice(&chunk);
         }
-        let body = body.freeze();
+        let version = response.version();
         self.record(Outcome::Complete(raw_response(
             status,
             &headers,
-            body.clone(),
+            body.freeze(),
             received_at,
         )));
 
-        let mut rebuilt = http::Response::new(body);
+        let mut rebuilt = http::Response::new(Bytes::new());
         *rebuilt.status_mut() = status;
-        *rebuilt.version_mut() = response.version();
+        *rebuilt.version_mut() = version;
         *rebuilt.headers_mut() = headers;
         Ok(reqwest::Response::from(rebuilt))
     }
@@ -152,6 +151,7 @@ impl Middleware for Capture {
 pub(crate) async fn request_token(
     inner: &ClientInner,
     request: &TokenRequest,
+    assertion_time: Option<SystemTime>,
 ) -> Result<Token, Error> {
     let span = tracing::debug_span!(
         "ibkr_oauth.request_token",
@@ -161,7 +161,7 @@ pub(crate) async fn request_token(
     );
     let span_handle = span.clone();
     async move {
-        let result = exchange(inner, request, &span_handle).await;
+        let result = exchange(inner, request, assertion_time, &span_handle).await;
         match &result {
             Ok(token) => tracing::debug!(
                 token_type = token.token_type().unwrap_or(""),
@@ -184,9 +184,10 @@ pub(crate) async fn request_token(
 async fn exchange(
     inner: &ClientInner,
     request: &TokenRequest,
+    assertion_time: Option<SystemTime>,
     span: &tracing::Span,
 ) -> Result<Token, Error> {
-    let assertion = request.assertion_for_attempt()?;
+    let assertion = request.assertion_at(assertion_time).await?;
     let slot: Slot = Arc::new(Mutex::new(None));
     let capture: Arc<dyn Middleware> = Arc::new(Capture {
         slot: Arc::clone(&slot),
@@ -228,52 +229,67 @@ async fn exchange(
         Some(Outcome::Complete(raw)) => map_response(&raw),
         Some(Outcome::TooLarge { limit, info }) => Err(Error::ResponseTooLarge {
             limit,
-            response: Box::new(info),
+            response: Arc::new(info),
         }),
-        None => Err(match result {
-            Err(e) => transport_error(e),
-            // The generated code cannot succeed without a response passing the middleware.
-            Ok(_) => Error::Transport {
-                source: "the HTTP stack returned no response".into(),
-            },
-        }),
+        None => {
+            let url: Arc<str> = Arc::from(format!("{}{}", inner.base_url, crate::TOKEN_PATH));
+            Err(match result {
+                Err(e) => transport_error(e, url),
+                // The generated code cannot succeed without a response passing the middleware.
+                Ok(_) => Error::Transport {
+                    url,
+                    source: Arc::new(NoResponse),
+                },
+            })
+        }
     }
 }
 
+/// A transport failure that left no cause of its own.
+#[derive(Debug, thiserror::Error)]
+#[error("the HTTP stack returned no response")]
+struct NoResponse;
+
 /// Classifies a failure that left no response: connect, timeout, or other transport.
-fn transport_error(error: GeneratedError<GenerateTokenError>) -> Error {
+fn transport_error(error: GeneratedError<GenerateTokenError>, url: Arc<str>) -> Error {
     let reqwest_error = match error {
         GeneratedError::Reqwest(e) => e,
         GeneratedError::ReqwestMiddleware(reqwest_middleware::Error::Reqwest(e)) => e,
         GeneratedError::ReqwestMiddleware(reqwest_middleware::Error::Middleware(e)) => {
-            return Error::Transport { source: e.into() };
-        }
-        // Without a recorded response these cannot come from the server; keep only the kind.
-        GeneratedError::Io(e) => {
             return Error::Transport {
-                source: Box::new(e),
+                url,
+                source: root_cause(e.into()),
             };
         }
+        GeneratedError::Io(e) => {
+            return Error::Transport {
+                url,
+                source: Arc::new(e),
+            };
+        }
+        // Without a recorded response these cannot come from the server.
         GeneratedError::Serde(_) | GeneratedError::ResponseError(_) => {
             return Error::Transport {
-                source: "the generated client failed without a response".into(),
+                url,
+                source: Arc::new(NoResponse),
             };
         }
     };
-    let source = Box::new(reqwest_error);
-    if source.is_connect() {
-        Error::Connect { source }
-    } else if source.is_timeout() {
-        Error::Timeout { source }
+    let (is_connect, is_timeout) = (reqwest_error.is_connect(), reqwest_error.is_timeout());
+    let source = root_cause(Box::new(reqwest_error));
+    if is_connect {
+        Error::Connect { url, source }
+    } else if is_timeout {
+        Error::Timeout { url, source }
     } else {
-        Error::Transport { source }
+        Error::Transport { url, source }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::problem::parse_http_date;
+    use crate::response::parse_http_date;
 
     #[test]
     fn date_header_is_parsed() {

@@ -6,8 +6,8 @@ mod assertion_support;
 use std::path::PathBuf;
 
 use assertion_support::*;
-use ibkr_oauth::Error;
-use ibkr_oauth::assertion::{Algorithm, KeySource, KeyType, PrivateKey};
+use ibkr_oauth::{Algorithm, KeySource, KeyType, PrivateKey};
+use ibkr_oauth::{Error, KeyError};
 
 fn file_source(name: &str) -> KeySource {
     KeySource::File(fixture(name))
@@ -85,7 +85,7 @@ fn empty_file_and_empty_string() {
     std::fs::write(&empty, "").expect("write");
     let err = PrivateKey::from_pem_file(&empty).expect_err("empty");
     assert!(
-        matches!(&err, Error::KeyEmpty { origin } if *origin == KeySource::File(empty.clone())),
+        matches!(&err, KeyError::Empty { origin } if *origin == KeySource::File(empty.clone())),
         "{err:?}"
     );
     assert!(err.to_string().contains("empty.pem"), "{err}");
@@ -97,7 +97,7 @@ fn empty_file_and_empty_string() {
     assert!(
         matches!(
             err,
-            Error::KeyEmpty {
+            KeyError::Empty {
                 origin: KeySource::PemString
             }
         ),
@@ -111,7 +111,7 @@ fn garbage_and_binary() {
     assert!(
         matches!(
             err,
-            Error::KeyNotPem {
+            KeyError::NotPem {
                 origin: KeySource::PemString
             }
         ),
@@ -122,7 +122,7 @@ fn garbage_and_binary() {
     std::fs::write(&binary, [0x30u8, 0x82, 0xff, 0xfe, 0x00, 0x80]).expect("write");
     let err = PrivateKey::from_pem_file(&binary).expect_err("binary");
     assert!(
-        matches!(&err, Error::KeyNotPem { origin } if *origin == KeySource::File(binary.clone())),
+        matches!(&err, KeyError::NotPem { origin } if *origin == KeySource::File(binary.clone())),
         "{err:?}"
     );
     assert!(
@@ -136,7 +136,7 @@ fn missing_file() {
     let path = PathBuf::from("/nonexistent/ibkr/private.pem");
     let err = PrivateKey::from_pem_file(&path).expect_err("missing");
     assert!(
-        matches!(&err, Error::KeyFileRead { origin, .. } if *origin == KeySource::File(path.clone())),
+        matches!(&err, KeyError::FileRead { origin, .. } if *origin == KeySource::File(path.clone())),
         "{err:?}"
     );
     assert!(
@@ -154,7 +154,7 @@ fn oversized_file() {
     assert!(
         matches!(
             err,
-            Error::KeyFileTooLarge {
+            KeyError::FileTooLarge {
                 limit: 1_048_576,
                 ..
             }
@@ -167,7 +167,7 @@ fn oversized_file() {
 fn public_key() {
     let err = PrivateKey::from_pem_file(fixture("rsa.pub.pem")).expect_err("public");
     assert!(
-        matches!(&err, Error::KeyIsPublic { origin } if *origin == file_source("rsa.pub.pem")),
+        matches!(&err, KeyError::IsPublic { origin } if *origin == file_source("rsa.pub.pem")),
         "{err:?}"
     );
     assert!(
@@ -177,7 +177,7 @@ fn public_key() {
     let pkcs1_public = "-----BEGIN RSA PUBLIC KEY-----\nMAo=\n-----END RSA PUBLIC KEY-----\n";
     assert!(matches!(
         PrivateKey::from_pem(pkcs1_public),
-        Err(Error::KeyIsPublic { .. })
+        Err(KeyError::IsPublic { .. })
     ));
 }
 
@@ -185,7 +185,7 @@ fn public_key() {
 fn certificate() {
     let err = PrivateKey::from_pem_file(fixture("certificate.pem")).expect_err("certificate");
     assert!(
-        matches!(&err, Error::KeyIsCertificate { origin } if *origin == file_source("certificate.pem")),
+        matches!(&err, KeyError::IsCertificate { origin } if *origin == file_source("certificate.pem")),
         "{err:?}"
     );
     assert!(err.to_string().contains("certificate.pem"), "{err}");
@@ -196,7 +196,7 @@ fn unsupported_pem_label() {
     let openssh = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----\n";
     let err = PrivateKey::from_pem(openssh).expect_err("openssh");
     assert!(
-        matches!(&err, Error::KeyFormatUnsupported { label, .. } if label == "OPENSSH PRIVATE KEY"),
+        matches!(&err, KeyError::FormatUnsupported { label, .. } if label == "OPENSSH PRIVATE KEY"),
         "{err:?}"
     );
     assert!(err.to_string().contains("ssh-keygen"), "{err}");
@@ -206,7 +206,7 @@ fn unsupported_pem_label() {
 fn encrypted_without_passphrase() {
     let err = PrivateKey::from_pem_file(fixture("rsa_encrypted.pem")).expect_err("encrypted");
     assert!(
-        matches!(&err, Error::KeyEncrypted { origin } if *origin == file_source("rsa_encrypted.pem")),
+        matches!(&err, KeyError::Encrypted { origin } if *origin == file_source("rsa_encrypted.pem")),
         "{err:?}"
     );
     assert!(err.to_string().contains("from_encrypted_pem"), "{err}");
@@ -222,7 +222,7 @@ fn wrong_passphrase() {
         let err = PrivateKey::from_encrypted_pem_file(fixture(name), "not-the-passphrase")
             .expect_err("wrong passphrase");
         assert!(
-            matches!(&err, Error::KeyPassphraseWrong { origin } if *origin == file_source(name)),
+            matches!(&err, KeyError::PassphraseWrong { origin } if *origin == file_source(name)),
             "{name}: {err:?}"
         );
     }
@@ -234,7 +234,7 @@ fn unsupported_encryption_scheme() {
         PrivateKey::from_encrypted_pem_file(fixture("rsa_encrypted_pkcs12_3des.pem"), PASSPHRASE)
             .expect_err("pkcs12 3des");
     assert!(
-        matches!(&err, Error::KeyEncryptionUnsupported { scheme, .. } if scheme.contains("1.2.840.113549.1.12.1.3")),
+        matches!(&err, KeyError::EncryptionUnsupported { scheme, .. } if scheme.contains("1.2.840.113549.1.12.1.3")),
         "{err:?}"
     );
     assert!(
@@ -247,9 +247,9 @@ fn unsupported_encryption_scheme() {
 fn legacy_pem_encryption() {
     let err = PrivateKey::from_encrypted_pem_file(fixture("rsa_legacy_encrypted.pem"), PASSPHRASE)
         .expect_err("legacy");
-    assert!(matches!(err, Error::KeyLegacyEncrypted { .. }), "{err:?}");
+    assert!(matches!(err, KeyError::LegacyEncrypted { .. }), "{err:?}");
     let err = PrivateKey::from_pem_file(fixture("rsa_legacy_encrypted.pem")).expect_err("legacy");
-    assert!(matches!(err, Error::KeyLegacyEncrypted { .. }), "{err:?}");
+    assert!(matches!(err, KeyError::LegacyEncrypted { .. }), "{err:?}");
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn rsa_under_2048_bits() {
     for name in ["rsa1024_pkcs8.pem", "rsa1024_pkcs1.pem"] {
         let err = PrivateKey::from_pem_file(fixture(name)).expect_err("small RSA");
         assert!(
-            matches!(&err, Error::KeyRsaTooSmall { origin } if *origin == file_source(name)),
+            matches!(&err, KeyError::RsaTooSmall { origin } if *origin == file_source(name)),
             "{name}: {err:?}"
         );
         assert!(err.to_string().contains("2048"), "{err}");
@@ -273,7 +273,7 @@ fn unsupported_key_types_and_curves() {
     ] {
         let err = PrivateKey::from_pem_file(fixture(name)).expect_err("unsupported type");
         assert!(
-            matches!(&err, Error::KeyTypeUnsupported { found, .. } if found.contains(says)),
+            matches!(&err, KeyError::TypeUnsupported { found, .. } if found.contains(says)),
             "{name}: {err:?}"
         );
     }
@@ -291,7 +291,7 @@ fn malformed_key_blocks() {
         assert!(
             matches!(
                 err,
-                Error::KeyMalformed {
+                KeyError::Malformed {
                     origin: KeySource::PemString,
                     ..
                 }
@@ -319,8 +319,8 @@ fn algorithm_mismatch_is_refused_at_build() {
             .build()
             .expect_err("mismatch");
         assert!(
-            matches!(&err, Error::KeyAlgorithmMismatch { key_type, algorithm, .. }
-                if *key_type == key.key_type() && *algorithm == alg),
+            matches!(&err, Error::Key(e) if matches!(&**e, KeyError::AlgorithmMismatch { key_type, algorithm, .. }
+                if *key_type == key.key_type() && *algorithm == alg)),
             "{err:?}"
         );
         assert!(err.to_string().contains(alg.as_str()), "{err}");
@@ -386,7 +386,7 @@ fn env_child() {
     assert!(
         matches!(
             err,
-            Error::KeyIsPublic {
+            KeyError::IsPublic {
                 origin: KeySource::EnvVar { .. }
             }
         ),
@@ -400,7 +400,7 @@ fn env_child() {
     for var in ["IBKR_OAUTH_TEST_KEY_UNSET", "IBKR_OAUTH_TEST_KEY_EMPTY"] {
         let err = PrivateKey::from_env(var).expect_err("unset or empty");
         assert!(
-            matches!(&err, Error::KeyEnvVar { name } if name == var),
+            matches!(&err, KeyError::EnvVar { name } if name == var),
             "{err:?}"
         );
         assert!(err.to_string().contains(var), "{err}");
@@ -482,7 +482,7 @@ fn a_damaged_flattened_key_is_refused_without_its_body() {
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     let flat = format!("-----BEGIN EC PRIVATE KEY----- {body}!! -----END EC PRIVATE KEY-----");
     let error = PrivateKey::from_pem(&flat).expect_err("damaged");
-    assert!(matches!(error, Error::KeyMalformed { .. }), "{error:?}");
+    assert!(matches!(error, KeyError::Malformed { .. }), "{error:?}");
     for shown in [error.to_string(), format!("{error:?}")] {
         assert!(!shown.contains(&body[..24]), "key material in: {shown}");
     }
@@ -495,7 +495,7 @@ fn bare_base64_key_material_given_as_a_path_is_not_echoed() {
     let text = fixture_text("rsa_pkcs8.pem");
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     let error = PrivateKey::from_pem_file(&body).expect_err("no such file");
-    assert!(matches!(error, Error::KeyFileRead { .. }), "{error:?}");
+    assert!(matches!(error, KeyError::FileRead { .. }), "{error:?}");
     for shown in [error.to_string(), format!("{error:?}")] {
         assert!(!shown.contains(&body[..32]), "key material in: {shown}");
         assert!(shown.contains("redacted"), "{shown}");
@@ -505,7 +505,7 @@ fn bare_base64_key_material_given_as_a_path_is_not_echoed() {
     let typo = text.replacen("-----BEGIN", "----BEGIN", 1);
     for value in [without_begin, typo] {
         let error = PrivateKey::from_pem_file(&value).expect_err("no such file");
-        assert!(matches!(error, Error::KeyFileRead { .. }), "{error:?}");
+        assert!(matches!(error, KeyError::FileRead { .. }), "{error:?}");
         for shown in [error.to_string(), format!("{error:?}")] {
             assert!(!shown.contains(&body[..32]), "key material in: {shown}");
         }

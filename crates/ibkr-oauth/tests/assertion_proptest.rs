@@ -1,6 +1,6 @@
 //! Arbitrary input into the key parsers never panics; it parses or returns an error.
 
-use ibkr_oauth::assertion::PrivateKey;
+use ibkr_oauth::PrivateKey;
 use proptest::prelude::*;
 
 /// Text shaped like PEM (a real label, arbitrary body), which reaches the base64, DER and

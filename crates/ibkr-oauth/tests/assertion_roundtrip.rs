@@ -10,7 +10,7 @@ use std::time::Duration;
 use assertion_support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+use ibkr_oauth::{Algorithm, PrivateKey, Signer};
 
 const CLIENT: &str = "test-client-id";
 const KID: &str = "main";

@@ -10,8 +10,8 @@ use assertion_support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ibkr_oauth::Error;
-use ibkr_oauth::assertion::{
-    Algorithm, ClientAssertion, DEFAULT_AUDIENCE, PrivateKey, Signer, SignerBuilder,
+use ibkr_oauth::{
+    Algorithm, ClientAssertion, ConfigError, PrivateKey, SignError, Signer, SignerBuilder,
 };
 
 const PINNED: u64 = 1_700_000_000;
@@ -52,7 +52,7 @@ fn pinned_clock_fixes_iat_and_exp_exactly() {
         assert_eq!(claims["exp"], PINNED + 60, "{alg}");
         assert_eq!(claims["iss"], "client");
         assert_eq!(claims["sub"], "client");
-        assert_eq!(claims["aud"], DEFAULT_AUDIENCE);
+        assert_eq!(claims["aud"], Signer::DEFAULT_AUDIENCE);
         assert!(claims.get("nbf").is_none());
     }
 }
@@ -92,12 +92,12 @@ fn clock_before_1970_or_inside_the_skew_is_refused() {
     let before_epoch = UNIX_EPOCH - Duration::from_secs(1);
     assert!(matches!(
         signer.sign_at(before_epoch),
-        Err(Error::ClockOutOfRange)
+        Err(SignError::ClockOutOfRange)
     ));
     let inside_skew = UNIX_EPOCH + Duration::from_secs(5);
     assert!(matches!(
         signer.sign_at(inside_skew),
-        Err(Error::ClockOutOfRange)
+        Err(SignError::ClockOutOfRange)
     ));
 }
 
@@ -162,7 +162,10 @@ fn builder_bounds_are_checked() {
     ];
     for (case, builder) in bad {
         let err = builder.build().expect_err(case);
-        assert!(matches!(err, Error::InvalidSigner(_)), "{case}: {err:?}");
+        assert!(
+            matches!(err, Error::Config(ConfigError::Signer(_))),
+            "{case}: {err:?}"
+        );
     }
     // The bounds themselves are accepted.
     Signer::builder("c", "k", key(Algorithm::RS256))
@@ -193,7 +196,7 @@ fn algorithm_names_parse() {
         .parse::<Algorithm>()
         .expect_err("HS256 is not offered");
     assert!(
-        matches!(&err, Error::UnknownAlgorithm { name } if name == "HS256"),
+        matches!(&err, ConfigError::UnknownAlgorithm { name } if name == "HS256"),
         "{err:?}"
     );
 }

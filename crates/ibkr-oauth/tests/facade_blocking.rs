@@ -18,7 +18,7 @@ fn request() -> TokenRequest {
 fn client(url: &str) -> ibkr_oauth::blocking::TokenClient {
     ibkr_oauth::blocking::TokenClient::builder()
         .base_url(url)
-        .build_blocking()
+        .build()
         .unwrap()
 }
 
@@ -62,9 +62,9 @@ fn blocking_request_maps_errors_like_the_async_client() {
 fn blocking_client_refuses_plain_http_at_build() {
     let e = ibkr_oauth::blocking::TokenClient::builder()
         .base_url("http://api.ibkr.com")
-        .build_blocking()
+        .build()
         .unwrap_err();
-    assert!(matches!(e, Error::InvalidConfig(_)), "{e:?}");
+    assert!(matches!(e, ibkr_oauth::ConfigError::Client(_)), "{e:?}");
 }
 
 #[test]

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use ibkr_oauth::{
-    ClientAssertion, Error, IBKR_PRODUCTION, IBKR_SANDBOX, SCOPE_MAX_CHARS, SCOPE_MIN_CHARS,
+    ClientAssertion, ConfigError, IBKR_PRODUCTION, IBKR_QA, SCOPE_MAX_CHARS, SCOPE_MIN_CHARS,
     TokenClient, TokenRequest,
 };
 
-fn config_error(result: Result<TokenClient, Error>) -> String {
+fn config_error(result: Result<TokenClient, ConfigError>) -> String {
     match result {
-        Err(Error::InvalidConfig(message)) => message,
-        other => panic!("expected Error::InvalidConfig, got {other:?}"),
+        Err(ConfigError::Client(message)) => message,
+        other => panic!("expected ConfigError::Client, got {other:?}"),
     }
 }
 
@@ -22,10 +22,7 @@ fn defaults_point_at_production() {
         client.token_url(),
         "https://api.ibkr.com/oauth2/api/v1/token"
     );
-    let sandbox = TokenClient::builder()
-        .base_url(IBKR_SANDBOX)
-        .build()
-        .unwrap();
+    let sandbox = TokenClient::builder().base_url(IBKR_QA).build().unwrap();
     assert_eq!(sandbox.base_url(), "https://qa.interactivebrokers.com");
 }
 
@@ -99,17 +96,17 @@ fn caller_reqwest_settings_are_accepted() {
     assert_eq!(client.base_url(), IBKR_PRODUCTION);
 }
 
-fn request_with_scope(scope: &str) -> Result<TokenRequest, Error> {
+fn request_with_scope(scope: &str) -> Result<TokenRequest, ConfigError> {
     TokenRequest::builder()
         .assertion(ClientAssertion::new("a.b.c"))
         .scope(scope)
         .build()
 }
 
-fn request_error(result: Result<TokenRequest, Error>) -> String {
+fn request_error(result: Result<TokenRequest, ConfigError>) -> String {
     match result {
-        Err(Error::InvalidRequest(message)) => message,
-        other => panic!("expected Error::InvalidRequest, got {other:?}"),
+        Err(ConfigError::Request(message)) => message,
+        other => panic!("expected ConfigError::Request, got {other:?}"),
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use common::closed_port_url;
 use ibkr_oauth::{
-    CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAssertion, Clock, DEFAULT_USER_AGENT, Error,
-    ExposeSecret, StatusCode, TokenClient, TokenRequest,
+    ClientAssertion, Clock, DEFAULT_USER_AGENT, Error, ExposeSecret, StatusCode, TokenClient,
+    TokenRequest,
 };
 use mockito::{Matcher, Server, ServerGuard};
 use serde_json::json;
@@ -82,7 +82,7 @@ async fn success_sends_the_form_and_builds_the_token() {
             Matcher::UrlEncoded("client_assertion".into(), ASSERTION.into()),
             Matcher::UrlEncoded(
                 "client_assertion_type".into(),
-                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
             ),
             Matcher::UrlEncoded("scope".into(), "echo.read echo.write".into()),
         ]))
@@ -407,7 +407,7 @@ async fn redirect_is_not_followed_and_the_assertion_is_not_resent() {
             ..
         } => {
             assert_eq!(response.status, StatusCode::TEMPORARY_REDIRECT);
-            assert_eq!(l, &location);
+            assert_eq!(&**l, location.as_str());
         }
         other => panic!("expected Error::UnexpectedResponse, got {other:?}"),
     }
@@ -436,7 +436,7 @@ async fn invalid_response(body: &str) -> String {
     match exchange(200, &[JSON], body).await {
         Err(ref e @ Error::InvalidResponse { ref reason, .. }) => {
             assert!(!e.is_retryable());
-            reason.clone()
+            reason.to_string()
         }
         other => panic!("expected Error::InvalidResponse, got {other:?}"),
     }

@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use common::{answering, closed_port_url};
-use ibkr_oauth::{ClientAssertion, Error, TokenClient, TokenRequest};
+use ibkr_oauth::{ClientAssertion, ConfigError, Error, TokenClient, TokenRequest};
 use mockito::ServerGuard;
 use serde_json::json;
 
@@ -121,8 +121,8 @@ fn refusals_do_not_quote_the_assertion() {
         .scope(format!("{ASSERTION}\n{}", "x".repeat(1024)))
         .build()
         .unwrap_err();
-    assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
-    check_error("InvalidRequest", &e);
+    assert!(matches!(e, ConfigError::Request(_)), "{e:?}");
+    check_error("InvalidRequest", &e.into());
 }
 
 #[tokio::test]
@@ -232,8 +232,8 @@ fn config_errors_do_not_print_secrets() {
         .base_url(format!("https://client:{ASSERTION}@api.ibkr.com"))
         .build()
         .unwrap_err();
-    assert!(matches!(e, Error::InvalidConfig(_)), "{e:?}");
-    check_error("InvalidConfig", &e);
+    assert!(matches!(e, ConfigError::Client(_)), "{e:?}");
+    check_error("InvalidConfig", &e.into());
 }
 
 #[cfg(feature = "blocking")]

@@ -73,7 +73,7 @@ fn a_request_without_signer_or_assertion_is_refused() {
         .build()
         .expect_err("no assertion source");
     assert!(
-        matches!(error, ibkr_oauth::Error::InvalidRequest(_)),
+        matches!(error, ibkr_oauth::ConfigError::Request(_)),
         "{error:?}"
     );
 }

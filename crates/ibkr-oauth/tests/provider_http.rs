@@ -134,11 +134,24 @@ async fn a_refused_request_is_not_retried_and_its_error_is_shared_during_the_coo
     let provider = provider(&server, RetryPolicy::default());
 
     let first = provider.access_token().await.unwrap_err();
-    assert!(matches!(&*first, Error::Problem { .. }), "{first}");
+    let Error::Problem {
+        problem: first_problem,
+        ..
+    } = &first
+    else {
+        panic!("{first:?}");
+    };
     assert_eq!(first.status(), Some(StatusCode::BAD_REQUEST));
     let again = provider.access_token().await.unwrap_err();
+    let Error::Problem {
+        problem: again_problem,
+        ..
+    } = &again
+    else {
+        panic!("{again:?}");
+    };
     assert!(
-        Arc::ptr_eq(&first, &again),
+        Arc::ptr_eq(first_problem, again_problem),
         "the same error, no new request"
     );
     mock.assert_async().await;

@@ -38,5 +38,5 @@ fn access_token_polled_outside_a_runtime_is_no_runtime() {
         })
         .expect("ready without a runtime");
     let error = result.expect_err("no runtime to fetch on");
-    assert!(matches!(*error, Error::NoRuntime), "{error:?}");
+    assert!(matches!(error, Error::NoRuntime), "{error:?}");
 }

@@ -164,7 +164,7 @@ fn parent_dir(path: &Path) -> &Path {
 ///
 /// # Errors
 /// As [`check_free`]; [`Error::File`] when a directory or file cannot be created or written;
-/// the SDK's [`ibkr_oauth::Error::KeyExport`].
+/// the SDK's [`ibkr_oauth::KeyError::Export`].
 pub fn write_key_pair(key: &PrivateKey, paths: &KeyPaths, force: bool) -> Result<(), Error> {
     check_free(paths, force)?;
     let pem = key.to_pkcs8_pem()?;

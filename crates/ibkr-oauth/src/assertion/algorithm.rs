@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Error;
+use crate::error::ConfigError;
 
 /// A JWS signature algorithm (RFC 7518) for the client assertion.
 ///
@@ -11,7 +11,7 @@ use crate::error::Error;
 /// servers (and the local sandbox) that accept them.
 ///
 /// ```
-/// use ibkr_oauth::assertion::{Algorithm, KeyType};
+/// use ibkr_oauth::{Algorithm, KeyType};
 ///
 /// let alg: Algorithm = "PS256".parse()?;
 /// assert_eq!(alg, Algorithm::PS256);
@@ -69,16 +69,16 @@ impl fmt::Display for Algorithm {
 }
 
 impl FromStr for Algorithm {
-    type Err = Error;
+    type Err = ConfigError;
 
     /// Parses a JOSE `alg` value, ignoring ASCII case (`rs256` and `RS256` both work).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Algorithm::ALL
             .into_iter()
             .find(|alg| alg.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::UnknownAlgorithm {
-                // Bounded so that a huge argument does not flood a log line.
-                name: s.chars().take(32).collect(),
+            .ok_or_else(|| ConfigError::UnknownAlgorithm {
+                // Bounded and one line, so that an argument cannot flood or drive a terminal.
+                name: crate::sanitize::sanitize(s, 32),
             })
     }
 }
@@ -86,7 +86,7 @@ impl FromStr for Algorithm {
 /// The type of a private key, which decides the algorithms it can sign with.
 ///
 /// ```
-/// use ibkr_oauth::assertion::{Algorithm, KeyType};
+/// use ibkr_oauth::{Algorithm, KeyType};
 ///
 /// assert_eq!(KeyType::Rsa.algorithms(), &[Algorithm::RS256, Algorithm::PS256]);
 /// assert_eq!(KeyType::Ed25519.default_algorithm(), Algorithm::EdDSA);

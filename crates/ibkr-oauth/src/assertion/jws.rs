@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 
 use super::ClientAssertion;
 use super::algorithm::Algorithm;
+use super::error::SignError;
 use super::key::KeyPair;
-use crate::error::Error;
 
 /// The JOSE header: the same for every assertion of a signer, so it is encoded once.
 #[derive(Serialize)]
@@ -37,20 +37,20 @@ pub(crate) struct Claims<'a> {
 }
 
 /// The encoded header segment for `alg` and `kid`.
-pub(crate) fn header_segment(algorithm: Algorithm, kid: &str) -> Result<String, Error> {
+pub(crate) fn header_segment(algorithm: Algorithm, kid: &str) -> Result<String, SignError> {
     let json = serde_json::to_vec(&Header {
         alg: algorithm.as_str(),
         typ: "JWT",
         kid,
     })
-    .map_err(|_| Error::SigningFailed { algorithm })?;
+    .map_err(|_| SignError::Failed { algorithm })?;
     Ok(URL_SAFE_NO_PAD.encode(json))
 }
 
 /// A fresh random `jti`: 128 bits from the system's CSPRNG, base64url (22 characters).
-pub(crate) fn random_jti(algorithm: Algorithm) -> Result<String, Error> {
+pub(crate) fn random_jti(algorithm: Algorithm) -> Result<String, SignError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::SigningFailed { algorithm })?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| SignError::Failed { algorithm })?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -61,10 +61,10 @@ pub(crate) fn sign(
     rng: &SystemRandom,
     header: &str,
     claims: &Claims<'_>,
-) -> Result<ClientAssertion, Error> {
-    let failed = |_| Error::SigningFailed { algorithm };
+) -> Result<ClientAssertion, SignError> {
+    let failed = |_| SignError::Failed { algorithm };
     let claims =
-        Zeroizing::new(serde_json::to_vec(claims).map_err(|_| Error::SigningFailed { algorithm })?);
+        Zeroizing::new(serde_json::to_vec(claims).map_err(|_| SignError::Failed { algorithm })?);
     let signature_len = match pair {
         KeyPair::Rsa(pair) => pair.public_modulus_len(),
         KeyPair::EcP256(_) | KeyPair::Ed25519(_) => 64,
@@ -99,7 +99,7 @@ pub(crate) fn sign(
         }
         // The builder refuses a key that does not fit the algorithm; this stays an error, not
         // a panic, should that ever change.
-        _ => return Err(Error::SigningFailed { algorithm }),
+        _ => return Err(SignError::Failed { algorithm }),
     }
     Ok(ClientAssertion::new(jws))
 }

@@ -5,7 +5,7 @@
 //! [`ClientAssertion`]:
 //!
 //! ```no_run
-//! use ibkr_oauth::assertion::{PrivateKey, Signer};
+//! use ibkr_oauth::{PrivateKey, Signer};
 //!
 //! let key = PrivateKey::from_pem_file("private.pem")?;
 //! let signer = Signer::builder("my-client-id", "main", key).build()?; // RS256, aud "/token"
@@ -13,10 +13,14 @@
 //! # Ok::<(), ibkr_oauth::Error>(())
 //! ```
 
-pub(crate) mod algorithm;
+mod algorithm;
+mod error;
 mod jws;
-pub(crate) mod key;
+mod key;
+mod key_parse;
+mod key_source;
 mod pem;
+mod sign;
 mod signer;
 
 use std::fmt;
@@ -24,11 +28,11 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use algorithm::{Algorithm, KeyType};
-pub use key::{KeySource, PrivateKey};
-pub use signer::{
-    DEFAULT_AUDIENCE, DEFAULT_CLOCK_SKEW, DEFAULT_LIFETIME, MAX_CLOCK_SKEW, MAX_LIFETIME,
-    MIN_LIFETIME, Signer, SignerBuilder,
-};
+pub use error::{KeyError, SignError};
+pub use key::PrivateKey;
+pub use key_source::KeySource;
+pub use sign::AssertionSigner;
+pub use signer::{Signer, SignerBuilder};
 
 /// A compact JWS client assertion, held as a secret from the moment it exists until it goes
 /// on the wire. Prints as `[redacted]`.

@@ -8,24 +8,12 @@ use aws_lc_rs::rand::SystemRandom;
 
 use super::ClientAssertion;
 use super::algorithm::Algorithm;
+use super::error::{KeyError, SignError};
 use super::jws::{self, Claims};
 use super::key::PrivateKey;
 use crate::clock::{Clock, SystemClock};
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 
-/// IBKR's audience: a relative value, not the endpoint URL.
-pub const DEFAULT_AUDIENCE: &str = "/token";
-/// How far `iat` is back-dated, so a server whose clock runs behind still accepts the assertion.
-pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(10);
-/// How long an assertion stays valid after it is signed.
-pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
-/// The largest clock skew [`SignerBuilder::clock_skew`] accepts.
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
-/// The shortest lifetime [`SignerBuilder::lifetime`] accepts.
-pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
-/// The longest lifetime [`SignerBuilder::lifetime`] accepts: assertions are meant to be
-/// short-lived, and the sandbox (like a strict server) refuses an `exp` more than 5 minutes out.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(5 * 60);
 /// The longest client id, key id or audience accepted.
 const MAX_ID_LEN: usize = 1024;
 
@@ -38,7 +26,7 @@ const MAX_ID_LEN: usize = 1024;
 /// `Arc`), and it is `Send + Sync`, so one signer serves every request and retry.
 ///
 /// ```
-/// use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+/// use ibkr_oauth::{Algorithm, PrivateKey, Signer};
 ///
 /// # let pem = PrivateKey::generate(Algorithm::RS256)?.to_pkcs8_pem()?;
 /// let key = PrivateKey::from_pem(&pem)?; // or PrivateKey::from_pem_file("private.pem")?
@@ -68,6 +56,20 @@ struct Inner {
 }
 
 impl Signer {
+    /// IBKR's audience: a relative value, not the endpoint URL.
+    pub const DEFAULT_AUDIENCE: &str = "/token";
+    /// How far `iat` is back-dated, so a server whose clock runs behind still accepts the assertion.
+    pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(10);
+    /// How long an assertion stays valid after it is signed.
+    pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+    /// The largest clock skew [`SignerBuilder::clock_skew`] accepts.
+    pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+    /// The shortest lifetime [`SignerBuilder::lifetime`] accepts.
+    pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
+    /// The longest lifetime [`SignerBuilder::lifetime`] accepts: assertions are meant to be
+    /// short-lived, and the sandbox (like a strict server) refuses an `exp` more than 5 minutes out.
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
     /// Starts a signer for `client_id` (the `iss` and `sub` claims) and `key_id` (the `kid`
     /// header: the key id registered with IBKR, often `main`), signing with `key`.
     pub fn builder(
@@ -80,9 +82,9 @@ impl Signer {
             key_id: key_id.into(),
             key,
             algorithm: None,
-            audience: DEFAULT_AUDIENCE.to_owned(),
-            clock_skew: DEFAULT_CLOCK_SKEW,
-            lifetime: DEFAULT_LIFETIME,
+            audience: Signer::DEFAULT_AUDIENCE.to_owned(),
+            clock_skew: Signer::DEFAULT_CLOCK_SKEW,
+            lifetime: Signer::DEFAULT_LIFETIME,
             not_before: false,
             clock: Arc::new(SystemClock),
         }
@@ -91,9 +93,9 @@ impl Signer {
     /// Signs a fresh assertion stamped with the signer's clock.
     ///
     /// # Errors
-    /// [`Error::ClockOutOfRange`] if the clock reads before 1970 (or absurdly far ahead),
-    /// [`Error::SigningFailed`] if the crypto backend or the system's random source fails.
-    pub fn sign(&self) -> Result<ClientAssertion, Error> {
+    /// [`SignError::ClockOutOfRange`] if the clock reads before 1970 (or absurdly far ahead),
+    /// [`SignError::Failed`] if the crypto backend or the system's random source fails.
+    pub fn sign(&self) -> Result<ClientAssertion, SignError> {
         self.sign_at(self.inner.clock.now())
     }
 
@@ -104,7 +106,7 @@ impl Signer {
     /// As [`sign`](Signer::sign).
     ///
     /// ```
-    /// # use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+    /// # use ibkr_oauth::{Algorithm, PrivateKey, Signer};
     /// use std::time::{Duration, UNIX_EPOCH};
     ///
     /// # let key = PrivateKey::generate(Algorithm::EdDSA)?;
@@ -113,18 +115,18 @@ impl Signer {
     /// let assertion = signer.sign_at(UNIX_EPOCH + Duration::from_secs(1_700_000_000) + server_ahead_by)?;
     /// # Ok::<(), ibkr_oauth::Error>(())
     /// ```
-    pub fn sign_at(&self, now: SystemTime) -> Result<ClientAssertion, Error> {
+    pub fn sign_at(&self, now: SystemTime) -> Result<ClientAssertion, SignError> {
         let inner = &*self.inner;
         let since_epoch = now
             .duration_since(UNIX_EPOCH)
-            .map_err(|_| Error::ClockOutOfRange)?;
+            .map_err(|_| SignError::ClockOutOfRange)?;
         let iat = since_epoch
             .checked_sub(inner.clock_skew)
-            .ok_or(Error::ClockOutOfRange)?
+            .ok_or(SignError::ClockOutOfRange)?
             .as_secs();
         let exp = since_epoch
             .checked_add(inner.lifetime)
-            .ok_or(Error::ClockOutOfRange)?
+            .ok_or(SignError::ClockOutOfRange)?
             .as_secs();
         let jti = jws::random_jti(inner.algorithm)?;
         let claims = Claims {
@@ -176,8 +178,7 @@ impl Signer {
     }
 
     /// The clock that stamps this signer's assertions (the token provider signs with it too).
-    #[cfg(feature = "provider")]
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+    pub(crate) fn clock_ref(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
 
@@ -218,7 +219,7 @@ impl fmt::Display for Signer {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ibkr_oauth::assertion::{Algorithm, PrivateKey, Signer};
+/// use ibkr_oauth::{Algorithm, PrivateKey, Signer};
 ///
 /// # let key = PrivateKey::generate(Algorithm::PS256)?;
 /// let signer = Signer::builder("my-client-id", "main", key)
@@ -288,35 +289,41 @@ impl SignerBuilder {
     /// Checks the settings and builds the signer.
     ///
     /// # Errors
-    /// [`Error::KeyAlgorithmMismatch`] if the key cannot sign the chosen algorithm;
-    /// [`Error::InvalidSigner`] for an empty or oversized client id, key id or audience, or a
+    /// [`KeyError::AlgorithmMismatch`] if the key cannot sign the chosen algorithm;
+    /// [`ConfigError::Signer`] for an empty or oversized client id, key id or audience, or a
     /// clock skew or lifetime out of bounds.
     pub fn build(self) -> Result<Signer, Error> {
         check_text("client id", &self.client_id)?;
         check_text("key id", &self.key_id)?;
         check_text("audience", &self.audience)?;
-        if self.clock_skew > MAX_CLOCK_SKEW {
-            return Err(Error::InvalidSigner(format!(
+        if self.clock_skew > Signer::MAX_CLOCK_SKEW {
+            return Err(ConfigError::Signer(format!(
                 "clock skew {:?} is over the maximum of {:?}; a few seconds is enough",
-                self.clock_skew, MAX_CLOCK_SKEW
-            )));
+                self.clock_skew,
+                Signer::MAX_CLOCK_SKEW
+            ))
+            .into());
         }
-        if !(MIN_LIFETIME..=MAX_LIFETIME).contains(&self.lifetime) {
-            return Err(Error::InvalidSigner(format!(
+        if !(Signer::MIN_LIFETIME..=Signer::MAX_LIFETIME).contains(&self.lifetime) {
+            return Err(ConfigError::Signer(format!(
                 "lifetime {:?} is outside {:?} to {:?}; assertions are meant to be short-lived",
-                self.lifetime, MIN_LIFETIME, MAX_LIFETIME
-            )));
+                self.lifetime,
+                Signer::MIN_LIFETIME,
+                Signer::MAX_LIFETIME
+            ))
+            .into());
         }
         let key_type = self.key.key_type();
         let algorithm = self
             .algorithm
             .unwrap_or_else(|| key_type.default_algorithm());
         if algorithm.key_type() != key_type {
-            return Err(Error::KeyAlgorithmMismatch {
+            return Err(KeyError::AlgorithmMismatch {
                 origin: self.key.source().clone(),
                 key_type,
                 algorithm,
-            });
+            }
+            .into());
         }
         let header = jws::header_segment(algorithm, &self.key_id)?;
         Ok(Signer {
@@ -349,14 +356,14 @@ impl fmt::Debug for SignerBuilder {
     }
 }
 
-fn check_text(what: &str, value: &str) -> Result<(), Error> {
+fn check_text(what: &str, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {
-        return Err(Error::InvalidSigner(format!(
+        return Err(ConfigError::Signer(format!(
             "the {what} is empty; pass the value registered with the server"
         )));
     }
     if value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
-        return Err(Error::InvalidSigner(format!(
+        return Err(ConfigError::Signer(format!(
             "the {what} is over {MAX_ID_LEN} bytes or holds control characters; pass the value \
              registered with the server"
         )));

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
@@ -31,8 +31,10 @@ impl Margin {
 
 /// `at + after`, saturating far in the future: an overflow (a huge `expires_in`, cool-down or
 /// `Retry-After`) must mean "much later", never "now", or every call would fetch.
+/// "Much later": 30 years.
+const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+
 pub(crate) fn later(at: Instant, after: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
     at.checked_add(after)
         .or_else(|| at.checked_add(FAR))
         .unwrap_or(at)
@@ -51,20 +53,40 @@ pub(crate) struct Cached {
     pub(crate) refresh_at: Instant,
     /// From here on, the token is not handed out any more.
     pub(crate) expires_at: Instant,
+    /// The same two deadlines by the wall clock, which keeps running while the machine sleeps
+    /// (the monotonic clock stops on Linux and macOS): a token is handed out only while both
+    /// clocks agree.
+    pub(crate) wall_refresh_at: SystemTime,
+    wall_expires_at: SystemTime,
     /// Set by the caller that starts the refresh ahead, so that the others do not even lock.
     refresh_claimed: AtomicBool,
 }
 
 impl Cached {
-    /// Caches `token`, whose request was sent at `sent_at` (its lifetime counts from there, the
-    /// safe side of the network round trip).
-    pub(crate) fn new(token: Token, sent_at: Instant, margin: Margin, shards: usize) -> Self {
+    /// Caches `token`, whose request was sent at `sent_at` (by the wall clock: `sent_wall`); its
+    /// lifetime counts from there, the safe side of the network round trip.
+    pub(crate) fn new(
+        token: Token,
+        sent_at: Instant,
+        sent_wall: SystemTime,
+        margin: Margin,
+        shards: usize,
+    ) -> Self {
         let lifetime = token.expires_in();
+        let ahead = margin.for_lifetime(lifetime);
         let expires_at = later(sent_at, lifetime);
         let refresh_at = expires_at
-            .checked_sub(margin.for_lifetime(lifetime))
+            .checked_sub(ahead)
             .unwrap_or(sent_at)
             .max(sent_at);
+        let wall_expires_at = sent_wall
+            .checked_add(lifetime)
+            .or_else(|| sent_wall.checked_add(FAR))
+            .unwrap_or(sent_wall);
+        let wall_refresh_at = wall_expires_at
+            .checked_sub(ahead)
+            .unwrap_or(sent_wall)
+            .max(sent_wall);
         let more = (1..shards)
             .map(|_| Shard(Arc::new(token.clone())))
             .collect();
@@ -73,18 +95,34 @@ impl Cached {
             more,
             refresh_at,
             expires_at,
+            wall_refresh_at,
+            wall_expires_at,
             refresh_claimed: AtomicBool::new(false),
         }
     }
 
-    /// The same token with the refresh pushed back to `refresh_at` (after a failed refresh)
-    /// and the claim released.
-    pub(crate) fn retry_at(&self, refresh_at: Instant) -> Self {
+    /// Before the refresh margin by both clocks: hand out, nothing to do.
+    #[inline]
+    pub(crate) fn fresh(&self, now: Instant, wall: SystemTime) -> bool {
+        now < self.refresh_at && wall < self.wall_refresh_at
+    }
+
+    /// Not expired by either clock: may be handed out.
+    #[inline]
+    pub(crate) fn valid(&self, now: Instant, wall: SystemTime) -> bool {
+        now < self.expires_at && wall < self.wall_expires_at
+    }
+
+    /// The same token with the refresh pushed back to `refresh_at` (by the wall clock:
+    /// `wall_refresh_at`) after a failed refresh, and the claim released.
+    pub(crate) fn retry_at(&self, refresh_at: Instant, wall_refresh_at: SystemTime) -> Self {
         Self {
             first: Shard(Arc::clone(&self.first.0)),
             more: self.more.iter().map(|s| Shard(Arc::clone(&s.0))).collect(),
             refresh_at: refresh_at.min(self.expires_at),
             expires_at: self.expires_at,
+            wall_refresh_at: wall_refresh_at.min(self.wall_expires_at),
+            wall_expires_at: self.wall_expires_at,
             refresh_claimed: AtomicBool::new(false),
         }
     }

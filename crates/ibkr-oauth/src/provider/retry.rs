@@ -3,7 +3,16 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tracing::{Instrument, field};
+
+use super::fetch::FetchContext;
+use super::skew::ClockOffset;
+use crate::assertion::SignError;
+use crate::error::Error;
+use crate::token::Token;
 
 /// How one token fetch retries a retryable failure ([`Error::is_retryable`]: network errors,
 /// timeouts, 429 and 5xx answers). A refusal (a 4xx problem, a bad key) is never retried.
@@ -52,7 +61,9 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// One attempt, no retry.
+    /// One attempt, no retry of a failure. The one corrective attempt after a refusal that a
+    /// skewed clock may explain is not a retry of the policy's and still happens (see the
+    /// [module docs](super)).
     pub fn no_retries() -> Self {
         Self::default().max_attempts(1)
     }
@@ -123,6 +134,122 @@ fn unit_random() -> f64 {
     hasher.write_u64(0x9e37_79b9_7f4a_7c15);
     // 53 random bits make every f64 in [0, 1) with that spacing equally likely.
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl super::Inner {
+    /// The fetch with its retries: a fresh assertion per attempt, stamped with the corrected
+    /// time. Returns the token, the instant its request was sent and the wall clock then.
+    ///
+    /// Beside the policy's retries, one corrective attempt follows a refusal that the clock
+    /// may explain, whatever the policy (`RetryPolicy::no_retries` included): with the new
+    /// correction when the answer's `Date` changed it, or with the plain local time when an
+    /// assertion stamped with a correction was refused (the `Date` may be a gateway's, not the
+    /// checking server's); when the local time then works, the correction is dropped.
+    pub(super) async fn fetch_with_retries(
+        &self,
+    ) -> (Result<(Token, Instant, SystemTime), Error>, u32) {
+        let policy = &self.settings.retry;
+        let started = Instant::now();
+        let mut number = 0u32;
+        let mut corrected_once = false;
+        let mut plain_local = false;
+        loop {
+            number = number.saturating_add(1);
+            let local = self.clock.now();
+            let correction = if plain_local {
+                None
+            } else {
+                self.skew.correction()
+            };
+            let assertion_time = correction.map_or(local, |offset| offset.apply(local));
+            let span = tracing::debug_span!(
+                "ibkr_oauth.fetch",
+                attempt = number,
+                status = field::Empty,
+                expires_in = field::Empty,
+                skew = field::Empty,
+            );
+            let sent_at = Instant::now();
+            let result = self
+                .fetch
+                .fetch(FetchContext { assertion_time })
+                .instrument(span.clone())
+                .await;
+            let server_date = match &result {
+                Ok(token) => token.server_date(),
+                Err(error) => error.server_date(),
+            };
+            if let Some(date) = server_date {
+                if let Some(offset) = span.in_scope(|| self.skew.record(date, self.clock.now())) {
+                    span.record("skew", offset.as_millis());
+                }
+            }
+            let error = match result {
+                Ok(token) => {
+                    if plain_local {
+                        self.skew.distrust();
+                    }
+                    span.record("expires_in", token.expires_in().as_secs());
+                    return (Ok((token, sent_at, local)), number);
+                }
+                Err(error) => error,
+            };
+            let status = error.status().map(|s| s.as_u16());
+            if let Some(status) = status {
+                span.record("status", status);
+            }
+            let refused = error.status().is_some_and(|s| s.is_client_error())
+                && !error.is_retryable()
+                || matches!(error, Error::Sign(SignError::ClockOutOfRange));
+            plain_local = !corrected_once && refused && correction.is_some();
+            let corrective =
+                plain_local || (!corrected_once && refused && self.correction_changed(correction));
+            let delay = if corrective {
+                corrected_once = true;
+                Some(Duration::ZERO)
+            } else if error.is_retryable() {
+                Some(policy.delay(number, error.retry_after())).filter(|delay| {
+                    number < policy.max_attempts
+                        && started.elapsed().saturating_add(*delay) <= policy.max_elapsed
+                })
+            } else {
+                None
+            };
+            let Some(delay) = delay else {
+                return (Err(error), number);
+            };
+            let retry_span = tracing::debug_span!(
+                "ibkr_oauth.retry",
+                attempt = number.saturating_add(1),
+                status,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                retry_after = error.retry_after().is_some(),
+            );
+            retry_span.in_scope(|| {
+                tracing::info!(
+                    error = %error,
+                    skew_suspect = corrective,
+                    local_time = plain_local,
+                    "token request failed; retrying"
+                );
+            });
+            tokio::time::sleep(delay).instrument(retry_span).await;
+        }
+    }
+
+    /// Whether the correction measured now differs (by more than the threshold) from the one
+    /// the last assertion was stamped with.
+    fn correction_changed(&self, used: Option<ClockOffset>) -> bool {
+        let now = self.skew.correction();
+        match (used, now) {
+            (None, None) => false,
+            (Some(a), Some(b)) => {
+                Duration::from_millis(a.as_millis().abs_diff(b.as_millis()))
+                    > self.settings.skew_threshold
+            }
+            _ => true,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -79,21 +79,32 @@ fn saturating_millis(d: Duration) -> i64 {
 const UNMEASURED: i64 = i64::MIN;
 
 /// The latest measured offset, readable from any task without a lock.
+///
+/// What it trusts: a server's `Date` within `max_offset` of the local clock (a larger offset is
+/// far likelier a broken or hostile `Date` than a broken local clock, and is ignored with a
+/// warning), and a correction only until an assertion stamped with it is refused while the
+/// plain local time is accepted (then the `Date` is a gateway's, not the checking server's, and
+/// that offset is distrusted until the measured offset moves away from it).
 #[derive(Debug)]
 pub(crate) struct SkewTracker {
     offset_ms: AtomicI64,
+    /// An offset found wrong by a refusal; corrections near it are not applied.
+    distrusted_ms: AtomicI64,
     threshold: Duration,
+    max_offset: Duration,
 }
 
 impl SkewTracker {
-    pub(crate) fn new(threshold: Duration) -> Self {
+    pub(crate) fn new(threshold: Duration, max_offset: Duration) -> Self {
         Self {
             offset_ms: AtomicI64::new(UNMEASURED),
+            distrusted_ms: AtomicI64::new(UNMEASURED),
             threshold,
+            max_offset,
         }
     }
 
-    /// The latest measured offset, if any answer carried a `Date` header yet.
+    /// The latest measured offset, if any answer carried a plausible `Date` header yet.
     pub(crate) fn measured(&self) -> Option<ClockOffset> {
         match self.offset_ms.load(Ordering::Relaxed) {
             UNMEASURED => None,
@@ -102,14 +113,46 @@ impl SkewTracker {
     }
 
     /// The correction to stamp assertions with: the measured offset once it exceeds the
-    /// threshold, nothing below it (a one-second `Date` cannot tell smaller offsets from noise).
+    /// threshold, nothing below it (a one-second `Date` cannot tell smaller offsets from noise),
+    /// and nothing near an offset that was found wrong.
     pub(crate) fn correction(&self) -> Option<ClockOffset> {
-        self.measured().filter(|o| o.magnitude() > self.threshold)
+        let offset = self.measured().filter(|o| o.magnitude() > self.threshold)?;
+        match self.distrusted_ms.load(Ordering::Relaxed) {
+            UNMEASURED => Some(offset),
+            bad if Duration::from_millis(bad.abs_diff(offset.millis)) <= self.threshold => None,
+            _ => Some(offset),
+        }
     }
 
-    /// Records the offset seen in one answer and logs it; returns it.
-    pub(crate) fn record(&self, server: SystemTime, local: SystemTime) -> ClockOffset {
+    /// An assertion stamped with the current correction was refused and the local time was
+    /// accepted: stop correcting by this offset.
+    pub(crate) fn distrust(&self) {
+        let current = self.offset_ms.load(Ordering::Relaxed);
+        if current != UNMEASURED {
+            self.distrusted_ms.store(current, Ordering::Relaxed);
+            tracing::warn!(
+                skew_ms = current,
+                "an assertion stamped with the token server's time was refused and one stamped \
+                 with the local time was accepted; the server's Date is not the clock that \
+                 checks assertions, so the local time is used from now on"
+            );
+        }
+    }
+
+    /// Records the offset seen in one answer and logs it; returns it, or `None` when it is
+    /// implausible (over the maximum) and ignored.
+    pub(crate) fn record(&self, server: SystemTime, local: SystemTime) -> Option<ClockOffset> {
         let offset = ClockOffset::between(server, local);
+        if offset.magnitude() > self.max_offset {
+            tracing::warn!(
+                skew_ms = offset.millis,
+                max_ms = saturating_millis(self.max_offset),
+                "the token server's Date is {offset} from the local clock, more than the \
+                 plausible maximum; ignoring it (check the server's clock, or raise \
+                 max_clock_offset if the local clock is really that far off)"
+            );
+            return None;
+        }
         let before = self.correction();
         self.offset_ms.store(offset.millis, Ordering::Relaxed);
         let after = self.correction();
@@ -123,8 +166,8 @@ impl SkewTracker {
         } else if before.is_some() && after.is_none() {
             tracing::info!(
                 skew_ms = offset.millis,
-                "the token server's clock now agrees with the local clock; stamping assertions \
-                 with the local time again"
+                "the token server's clock now agrees with the local clock (or its offset was \
+                 found wrong); stamping assertions with the local time"
             );
         } else {
             tracing::debug!(
@@ -132,7 +175,7 @@ impl SkewTracker {
                 "measured the token server's clock offset"
             );
         }
-        offset
+        Some(offset)
     }
 }
 
@@ -161,12 +204,38 @@ mod tests {
 
     #[test]
     fn correction_only_above_threshold() {
-        let tracker = SkewTracker::new(Duration::from_secs(5));
+        let tracker = SkewTracker::new(Duration::from_secs(5), Duration::from_secs(3600));
         assert_eq!(tracker.measured(), None);
         tracker.record(t(1_000_003), t(1_000_000));
         assert_eq!(tracker.measured().map(|o| o.as_millis()), Some(3_000));
         assert_eq!(tracker.correction(), None);
         tracker.record(t(1_000_000), t(1_000_060));
         assert_eq!(tracker.correction().map(|o| o.as_millis()), Some(-60_000));
+    }
+
+    #[test]
+    fn implausible_offsets_are_ignored() {
+        let tracker = SkewTracker::new(Duration::from_secs(5), Duration::from_secs(3600));
+        tracker.record(t(1_000_060), t(1_000_000));
+        // A Date in 1970 is not the server's clock: the last plausible offset stays.
+        assert_eq!(tracker.record(t(0), t(1_000_000)), None);
+        assert_eq!(tracker.correction().map(|o| o.as_millis()), Some(60_000));
+    }
+
+    #[test]
+    fn a_distrusted_offset_is_not_applied_until_it_moves() {
+        let tracker = SkewTracker::new(Duration::from_secs(5), Duration::from_secs(3 * 3600));
+        tracker.record(t(1_007_200), t(1_000_000));
+        assert!(tracker.correction().is_some());
+        tracker.distrust();
+        assert_eq!(tracker.correction(), None);
+        tracker.record(t(1_007_201), t(1_000_000));
+        assert_eq!(
+            tracker.correction(),
+            None,
+            "the same offset, one second of noise"
+        );
+        tracker.record(t(1_000_060), t(1_000_000));
+        assert_eq!(tracker.correction().map(|o| o.as_millis()), Some(60_000));
     }
 }

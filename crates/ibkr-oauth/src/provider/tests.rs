@@ -10,53 +10,56 @@ use http::StatusCode;
 use secrecy::ExposeSecret;
 use tokio::time::{Instant, advance, sleep, timeout};
 
-use super::fetch::{Attempt, AttemptFuture, Fetch};
-use super::{RetryPolicy, Settings, TokenProvider};
+use super::builder::Settings;
+use super::fetch::{Fetch, FetchContext};
+use super::{RetryPolicy, TokenProvider};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::problem::{RawResponse, map_response};
+use crate::response::{RawResponse, map_response};
 use crate::token::Token;
 
 const T0_SECS: u64 = 1_700_000_000;
 
-fn t0() -> SystemTime {
+pub(super) fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(T0_SECS)
 }
 
-fn secs(s: u64) -> Duration {
+pub(super) fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// A wall clock that moves with tokio's (paused) clock, from `t0()`.
+/// A wall clock that moves with tokio's (paused) clock, from `t0()`, plus whatever it was
+/// made to jump (a resume from sleep: the wall clock moved, the monotonic one did not).
 #[derive(Debug)]
-struct TokioClock {
+pub(super) struct TokioClock {
     start: Instant,
+    jumped_secs: Arc<AtomicU32>,
 }
 
 impl Clock for TokioClock {
     fn now(&self) -> SystemTime {
-        t0() + self.start.elapsed()
+        t0() + self.start.elapsed() + secs(u64::from(self.jumped_secs.load(Ordering::SeqCst)))
     }
 }
 
 /// What one attempt of the fake answers, after `delay`.
-struct Step {
+pub(super) struct Step {
     delay: Duration,
     result: Result<Token, Error>,
 }
 
 impl Step {
-    fn after(mut self, delay: Duration) -> Self {
+    pub(super) fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
 }
 
-fn ok(n: u32, lifetime_secs: u64) -> Step {
+pub(super) fn ok(n: u32, lifetime_secs: u64) -> Step {
     ok_dated(n, lifetime_secs, None)
 }
 
-fn ok_dated(n: u32, lifetime_secs: u64, server_date: Option<SystemTime>) -> Step {
+pub(super) fn ok_dated(n: u32, lifetime_secs: u64, server_date: Option<SystemTime>) -> Step {
     let body = format!(
         r#"{{"access_token":"tok-{n}","token_type":"Bearer","expires_in":{lifetime_secs}}}"#
     );
@@ -68,7 +71,7 @@ fn ok_dated(n: u32, lifetime_secs: u64, server_date: Option<SystemTime>) -> Step
 }
 
 /// An RFC 9457 problem answer, as the real mapping makes it.
-fn problem(status: u16, retry_after: Option<&str>, date: Option<SystemTime>) -> Step {
+pub(super) fn problem(status: u16, retry_after: Option<&str>, date: Option<SystemTime>) -> Step {
     let raw = RawResponse {
         status: StatusCode::from_u16(status).expect("status"),
         content_type: Some("application/problem+json".into()),
@@ -84,13 +87,13 @@ fn problem(status: u16, retry_after: Option<&str>, date: Option<SystemTime>) -> 
     }
 }
 
-type Script = dyn Fn(u32) -> Step + Send + Sync;
+pub(super) type Script = dyn Fn(u32) -> Step + Send + Sync;
 
 /// The fake's record of one attempt: when it started (tokio clock) and the assertion time.
 #[derive(Debug, Clone, Copy)]
-struct Seen {
-    at: Instant,
-    assertion_time: SystemTime,
+pub(super) struct Seen {
+    pub(super) at: Instant,
+    pub(super) assertion_time: SystemTime,
 }
 
 struct Fake {
@@ -99,54 +102,58 @@ struct Fake {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+#[async_trait::async_trait]
 impl Fetch for Fake {
-    fn attempt(&self, attempt: Attempt) -> AttemptFuture<'_> {
+    async fn fetch(&self, context: FetchContext) -> Result<Token, Error> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         self.seen.lock().unwrap().push(Seen {
             at: Instant::now(),
-            assertion_time: attempt.assertion_time,
+            assertion_time: context.assertion_time,
         });
         let step = (self.script)(n);
-        Box::pin(async move {
-            if !step.delay.is_zero() {
-                sleep(step.delay).await;
-            }
-            step.result
-        })
+        if !step.delay.is_zero() {
+            sleep(step.delay).await;
+        }
+        step.result
     }
 }
 
-struct Harness {
-    provider: TokenProvider,
+pub(super) struct Harness {
+    pub(super) provider: TokenProvider,
     calls: Arc<AtomicU32>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Moves the wall clock ahead without moving tokio's.
+    pub(super) jumped_secs: Arc<AtomicU32>,
 }
 
 impl Harness {
-    fn calls(&self) -> u32 {
+    pub(super) fn calls(&self) -> u32 {
         self.calls.load(Ordering::SeqCst)
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(super) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
     /// The answer, which must come without waiting (no await on the network or a timer).
-    async fn at_once(&self) -> Result<Arc<Token>, Arc<Error>> {
+    pub(super) async fn at_once(&self) -> Result<Arc<Token>, Error> {
         timeout(Duration::ZERO, self.provider.access_token())
             .await
             .expect("answered without waiting")
     }
 }
 
-fn settings() -> Settings {
+pub(super) fn settings() -> Settings {
     Settings {
         shards: 3,
         ..Settings::default()
     }
 }
 
-fn harness(settings: Settings, script: impl Fn(u32) -> Step + Send + Sync + 'static) -> Harness {
+pub(super) fn harness(
+    settings: Settings,
+    script: impl Fn(u32) -> Step + Send + Sync + 'static,
+) -> Harness {
     let calls = Arc::new(AtomicU32::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let fake = Fake {
@@ -154,22 +161,33 @@ fn harness(settings: Settings, script: impl Fn(u32) -> Step + Send + Sync + 'sta
         calls: Arc::clone(&calls),
         seen: Arc::clone(&seen),
     };
+    let jumped_secs = Arc::new(AtomicU32::new(0));
     let clock = Arc::new(TokioClock {
         start: Instant::now(),
+        jumped_secs: Arc::clone(&jumped_secs),
     });
     Harness {
         provider: TokenProvider::from_fetch(Box::new(fake), clock, settings),
         calls,
         seen,
+        jumped_secs,
     }
 }
 
-fn name(token: &Token) -> &str {
+/// Whether two errors share their parts (clones of one error), not merely look alike.
+pub(super) fn same_error(a: &Error, b: &Error) -> bool {
+    match (a, b) {
+        (Error::Problem { problem: x, .. }, Error::Problem { problem: y, .. }) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+pub(super) fn name(token: &Token) -> &str {
     token.access_token().expose_secret()
 }
 
 /// Lets spawned tasks that have nothing to wait for run to completion.
-async fn run_spawned() {
+pub(super) async fn run_spawned() {
     for _ in 0..16 {
         tokio::task::yield_now().await;
     }
@@ -318,17 +336,17 @@ async fn expiry_plus_failure_gives_the_error_and_no_storm() {
         );
     }
     assert_eq!(h.calls(), 2, "one fetch for all the callers");
-    assert!(matches!(&*errors[0], Error::Problem { .. }));
+    assert!(matches!(&errors[0], Error::Problem { .. }));
     assert_eq!(errors[0].status(), Some(StatusCode::SERVICE_UNAVAILABLE));
     assert!(
-        errors.iter().all(|e| Arc::ptr_eq(e, &errors[0])),
+        errors.iter().all(|e| same_error(e, &errors[0])),
         "the same error"
     );
 
     // The cool-down: the same error at once, no request.
     for _ in 0..1_000 {
         let e = h.at_once().await.expect_err("cool-down");
-        assert!(Arc::ptr_eq(&e, &errors[0]));
+        assert!(same_error(&e, &errors[0]));
     }
     run_spawned().await;
     assert_eq!(h.calls(), 2);
@@ -441,7 +459,7 @@ async fn retry_after_is_honoured_capped_and_bounded_by_elapsed_time() {
 async fn a_client_error_is_not_retried() {
     let h = harness(settings(), |_| problem(400, None, None));
     let e = h.provider.access_token().await.expect_err("400");
-    assert!(matches!(&*e, Error::Problem { .. }));
+    assert!(matches!(&e, Error::Problem { .. }));
     assert_eq!(e.status(), Some(StatusCode::BAD_REQUEST));
     assert_eq!(h.calls(), 1);
 }
@@ -525,9 +543,10 @@ async fn a_server_clock_minutes_ahead_shifts_the_next_assertion() {
     h.provider.access_token().await.unwrap();
     let seen = h.seen();
     assert_eq!(seen[0].assertion_time, t0(), "first assertion: local time");
+    // The new fetch starts one second later (the minimum interval between fetches).
     assert_eq!(
         seen[1].assertion_time,
-        t0() + secs(301),
+        t0() + secs(1) + secs(301),
         "next assertion: the server's time"
     );
 
@@ -537,7 +556,11 @@ async fn a_server_clock_minutes_ahead_shifts_the_next_assertion() {
     assert_eq!(h.provider.clock_offset().unwrap().as_millis(), 3_000);
     h.provider.invalidate(&first);
     h.provider.access_token().await.unwrap();
-    assert_eq!(h.seen()[1].assertion_time, t0());
+    assert_eq!(
+        h.seen()[1].assertion_time,
+        t0() + secs(1),
+        "local time, a second later"
+    );
 }
 
 #[tokio::test(start_paused = true)]

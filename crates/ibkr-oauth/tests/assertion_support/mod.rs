@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ibkr_oauth::Algorithm;
 use ibkr_oauth::Clock;
-use ibkr_oauth::assertion::Algorithm;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
 
