@@ -3,7 +3,7 @@
 //! fetch alone, and a failed token request is the facade's [`ibkr_oauth::Error`].
 
 /// Why a [`RedisTokenSource`](crate::RedisTokenSource) could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The Redis URL is not one this crate connects to. The message never quotes the URL
