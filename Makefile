@@ -3,9 +3,9 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 # Features to build and test beyond the defaults. Not --all-features: that would switch on the
 # generated crate's `native-tls` feature and with it OpenSSL.
-FEATURES ?= --features ibkr-oauth/blocking
+FEATURES ?= --features ibkr-oauth/blocking,ibkr-oauth/middleware
 
-.PHONY: build test lint fmt doc regenerate check-generated no-openssl interop ci demo bench
+.PHONY: build test lint fmt doc regenerate check-generated no-openssl interop ci demo example bench
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -29,6 +29,10 @@ doc:
 demo:
 	$(CARGO) run -p ibkr-oauth-cli -- demo
 
+## An IBKR API call through the bearer middleware, against a local sandbox.
+example:
+	$(CARGO) run -p ibkr-oauth --example echo --features middleware
+
 regenerate:
 	scripts/regenerate
 
@@ -50,4 +54,4 @@ interop:
 bench:
 	$(CARGO) bench --workspace
 
-ci: lint no-openssl test doc check-generated interop demo
+ci: lint no-openssl test doc check-generated interop demo example

@@ -1,4 +1,5 @@
-//! Conformance of the generated `generate_token` operation against a mock server.
+//! Conformance of the generated operations (`generate_token` and the two echo operations)
+//! against a mock server.
 //!
 //! These tests pin down what the generated code really does on the wire and with each response,
 //! including where it falls short of the spec, so that the facade can rely on (and correct) it.
@@ -6,7 +7,11 @@
 use ibkr_oauth_generated::apis::Error;
 use ibkr_oauth_generated::apis::authorization_token_api::{GenerateTokenError, generate_token};
 use ibkr_oauth_generated::apis::configuration::Configuration;
-use ibkr_oauth_generated::models::TokenResponse;
+use ibkr_oauth_generated::apis::utilities_echo_api::{
+    GwApiV1EchoHttpsGetError, gw_api_v1_echo_https_get, gw_api_v1_echo_signed_jwt_post,
+};
+use ibkr_oauth_generated::models::echo_response::{RequestMethod, SecurityPolicy};
+use ibkr_oauth_generated::models::{SignedJwtEchoRequest, TokenResponse};
 use mockito::{Matcher, Server};
 
 const PATH: &str = "/oauth2/api/v1/token";
@@ -216,4 +221,118 @@ async fn a_non_json_success_is_a_serde_error() {
         .await;
     let error = send(&server, None).await.expect_err("html is not a token");
     assert!(matches!(error, Error::Serde(_)), "got {error:?}");
+}
+
+// The echo operations: `GET /gw/api/v1/echo/https` and `POST /gw/api/v1/echo/signed-jwt`.
+
+const ECHO_HTTPS: &str = "/gw/api/v1/echo/https";
+const ECHO_SIGNED_JWT: &str = "/gw/api/v1/echo/signed-jwt";
+const BEARER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjIn0.c2ln";
+
+fn config_with_token(server: &Server) -> Configuration {
+    Configuration {
+        oauth_access_token: Some(BEARER.to_owned()),
+        ..config(server)
+    }
+}
+
+const ECHO_OK: &str = r#"{"requestMethod":"GET","securityPolicy":"HTTPS","queryParameters":{}}"#;
+
+/// GET, the echo path, the token as `Authorization: Bearer` (from `oauth_access_token`, the
+/// spec's `oauth2` scheme), no body and no content type.
+#[tokio::test]
+async fn echo_https_is_a_bare_get_with_the_bearer_token() {
+    let mut server = Server::new_async().await;
+    let mock = server
+        .mock("GET", ECHO_HTTPS)
+        .match_header("authorization", format!("Bearer {BEARER}").as_str())
+        .match_header("content-type", Matcher::Missing)
+        .match_body("")
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(ECHO_OK)
+        .create_async()
+        .await;
+    let echo = gw_api_v1_echo_https_get(&config_with_token(&server))
+        .await
+        .expect("200 parses");
+    mock.assert_async().await;
+    assert_eq!(echo.request_method, RequestMethod::Get);
+    assert_eq!(echo.security_policy, SecurityPolicy::Https);
+    assert_eq!(echo.query_parameters, Some(serde_json::json!({})));
+}
+
+/// Without a token in the configuration no `Authorization` header goes out at all.
+#[tokio::test]
+async fn echo_https_without_a_configured_token_sends_no_authorization() {
+    let mut server = Server::new_async().await;
+    let mock = server
+        .mock("GET", ECHO_HTTPS)
+        .match_header("authorization", Matcher::Missing)
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(ECHO_OK)
+        .create_async()
+        .await;
+    gw_api_v1_echo_https_get(&config(&server))
+        .await
+        .expect("200 parses");
+    mock.assert_async().await;
+}
+
+/// The spec's body is `application/jwt` (a compact JWS whose payload is the
+/// `SignedJwtEchoRequest`); the generated operation serializes the model as JSON and sends
+/// `application/json`. The Signed JWT security policy needs the body signed before it goes
+/// out (through the generated crate's middleware), or IBKR refuses it.
+#[tokio::test]
+async fn echo_signed_jwt_posts_the_model_as_json_not_as_a_jws() {
+    let mut server = Server::new_async().await;
+    let mock = server
+        .mock("POST", ECHO_SIGNED_JWT)
+        .match_header("authorization", format!("Bearer {BEARER}").as_str())
+        .match_header("content-type", "application/json")
+        .match_body(Matcher::Exact(r#"{"iss":"my-client"}"#.to_owned()))
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"requestMethod":"POST","securityPolicy":"SIGNED_JWT","queryParameters":{}}"#)
+        .create_async()
+        .await;
+    let request = SignedJwtEchoRequest {
+        iss: Some("my-client".to_owned()),
+    };
+    let echo = gw_api_v1_echo_signed_jwt_post(&config_with_token(&server), request)
+        .await
+        .expect("200 parses");
+    mock.assert_async().await;
+    assert_eq!(echo.request_method, RequestMethod::Post);
+    assert_eq!(echo.security_policy, SecurityPolicy::SignedJwt);
+}
+
+/// The three problem models share one shape and the error enum is `#[serde(untagged)]`: a 403
+/// (`InsufficientScopeResponse`) lands in the `Status401` variant. Decide by the status.
+#[tokio::test]
+async fn an_echo_403_keeps_its_status_but_lands_in_the_401_variant() {
+    let mut server = Server::new_async().await;
+    let _mock = server
+        .mock("GET", ECHO_HTTPS)
+        .with_status(403)
+        .with_header("content-type", "application/problem+json")
+        .with_header("www-authenticate", r#"Bearer error="insufficient_scope""#)
+        .with_body(r#"{"type":"/simple","title":"Forbidden","status":403,"detail":"scope"}"#)
+        .create_async()
+        .await;
+    let error = gw_api_v1_echo_https_get(&config_with_token(&server))
+        .await
+        .expect_err("a 403 is an error");
+    let Error::ResponseError(content) = error else {
+        panic!("expected ResponseError, got {error:?}");
+    };
+    assert_eq!(content.status.as_u16(), 403);
+    let Some(GwApiV1EchoHttpsGetError::Status401(problem)) = content.entity else {
+        panic!(
+            "expected the (mislabelled) Status401 entity, got {:?}",
+            content.entity
+        );
+    };
+    assert_eq!((problem.status, problem.title.as_str()), (403, "Forbidden"));
 }

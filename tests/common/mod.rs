@@ -37,12 +37,17 @@ pub struct Env {
 
 impl Env {
     pub async fn start(algorithm: Algorithm) -> Self {
+        Self::start_with_scopes(algorithm, &[SCOPE, OTHER_SCOPE]).await
+    }
+
+    /// As [`start`](Self::start), with the client limited to `scopes`.
+    pub async fn start_with_scopes(algorithm: Algorithm, scopes: &[&str]) -> Self {
         let key = PrivateKey::generate(algorithm).expect("generate a test key");
         let sandbox = Sandbox::builder()
             .client(
                 RegisteredClient::new(CLIENT)
                     .key(KID, key.public_key_pem())
-                    .allowed_scopes([SCOPE, OTHER_SCOPE]),
+                    .allowed_scopes(scopes.iter().copied()),
             )
             .start()
             .await

@@ -79,6 +79,12 @@ pub enum Error {
          system's random source"
     )]
     Random(String),
+    /// An algorithm name is not one the sandbox verifies.
+    #[error("unknown algorithm {name:?}; use RS256, PS256, ES256 or EdDSA")]
+    UnknownAlgorithm {
+        /// The name given (cut at 1 KiB).
+        name: String,
+    },
     /// An access token was not one this sandbox issued, or is no longer valid.
     #[error("access token refused: {0}; get a new token from this sandbox")]
     InvalidAccessToken(String),

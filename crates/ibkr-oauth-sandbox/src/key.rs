@@ -8,7 +8,6 @@ use spki::der::asn1::UintRef;
 use spki::der::{DecodePem, Reader, SliceReader};
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned};
 
-use crate::algorithm::jwt_algorithm;
 use crate::{Algorithm, Error};
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -199,7 +198,7 @@ fn ed25519_key(raw: &[u8]) -> Result<PublicKey, String> {
 /// at registration, instead of on the first request.
 fn probe(key: &DecodingKey, alg: Algorithm) -> Result<(), String> {
     crate::crypto::ensure_provider();
-    match jsonwebtoken::crypto::verify("AA", b"probe", key, jwt_algorithm(alg)?) {
+    match jsonwebtoken::crypto::verify("AA", b"probe", key, alg.jwt()) {
         Ok(_) => Ok(()),
         Err(_) => Err("the key is not a valid point on its curve".into()),
     }

@@ -1,5 +1,9 @@
-//! A local stand-in of the Interactive Brokers (IBKR) Web API OAuth 2.0 token endpoint, for
-//! tests and development without an IBKR account.
+//! A local stand-in of the Interactive Brokers (IBKR) Web API OAuth 2.0 token endpoint and of
+//! its echo endpoints, for tests and development without an IBKR account.
+//!
+//! It depends on no part of the SDK: what it knows of the protocol is written down from
+//! `openapi.yaml` ([`TOKEN_PATH`], [`fields`], [`Algorithm`], ...), so that it checks the SDK
+//! rather than agreeing with it by construction.
 //!
 //! It serves `POST /oauth2/api/v1/token` as the project's `openapi.yaml` describes it and checks
 //! what IBKR checks: the form (`grant_type`, `client_assertion_type`, `client_assertion`, the
@@ -10,8 +14,25 @@
 //! the sandbox; every refusal is a `400 application/problem+json` in IBKR's shape whose
 //! `detail` names the check that failed.
 //!
-//! For tests it adds what IBKR cannot do on demand: [faults](Fault) on the next requests, an
-//! adjustable clock (also sent as `Date`), and a [log](RecordedRequest) of what was received.
+//! It also serves IBKR's echo endpoints as a protected resource: `GET` [`ECHO_HTTPS_PATH`]
+//! (scope `echo.read`) and `POST` [`ECHO_SIGNED_JWT_PATH`] (scope `echo.write`, body a compact
+//! JWS signed with a key registered for the client, `application/jwt`). They take the access
+//! tokens the sandbox issued: a missing, foreign, expired or
+//! [revoked](RunningSandbox::revoke_token) token gets `401` with
+//! `WWW-Authenticate: Bearer ... error="invalid_token"`, a token without the scope `403` with
+//! `error="insufficient_scope"` (RFC 6750).
+//!
+//! For tests it adds what IBKR cannot do on demand: [faults](Fault) on the next token
+//! requests, an adjustable clock (also sent as `Date`), a [log](RecordedRequest) of every
+//! request (token requests and API calls), token revocation, and
+//! [one line per request](SandboxBuilder::trace_requests) on stderr.
+//!
+//! Refusals a setup checker can quote apart: a `kid` that is not registered (`unknown kid
+//! "..."`), a key that is not the one registered under the kid (`signature does not verify
+//! with the public key of kid "..."`), a clock off (`exp ... is in the past`, `iat ... is in
+//! the future`, against the sandbox's clock), a scope not allowed (`scope: "..." is not allowed
+//! for client "..."`). For a signed body, a refusal of either kind also names the kid of the
+//! client's key the signature does verify with, when there is one.
 //!
 //! # Example
 //! ```
@@ -74,11 +95,18 @@
 //! | refused | 400 | `application/problem+json` | `{"type":"/simple","title":"Bad Request","status":400,"detail":...}` |
 //! | [`Fault::ServerError`], or a fault of the sandbox | 500 | `application/problem+json` | title `Internal Server Error` |
 //! | [`Fault::TooManyRequests`] | 429 + `Retry-After` | `application/problem+json` | title `Too Many Requests` (not in `openapi.yaml`) |
-//! | another path / method | 404 / 405 (+ `Allow: POST`) | `application/problem+json` | outside the operation |
+//! | echo: no bearer token / a bad one | 401 + `WWW-Authenticate: Bearer realm=..., error="invalid_token"` (no `error` when none was sent) | `application/problem+json` | title `Unauthorized` |
+//! | echo: `Authorization` given twice | 400 + `error="invalid_request"` | `application/problem+json` | |
+//! | echo: scope missing | 403 + `error="insufficient_scope", scope="echo.read"` | `application/problem+json` | title `Forbidden` |
+//! | echo/signed-jwt: not `application/jwt` | 415 | `application/problem+json` | not in IBKR's document |
+//! | echo/signed-jwt: bad signed body | 400 | `application/problem+json` | `detail` starts `signed body:`; not in IBKR's document |
+//! | echo accepted | 200 | `application/json` | `EchoResponse`: `requestMethod`, `securityPolicy`, `queryParameters` |
+//! | another path / method | 404 / 405 (+ `Allow`) | `application/problem+json` | outside the operations |
 //! | a request hyper refuses before the sandbox sees it: headers over its size limit, a malformed request line, header or `Content-Length` | 431 / 400 | none | empty |
 //!
-//! Every response the sandbox makes carries `Date` from the sandbox's clock and
-//! `Cache-Control: no-store`. The refusals hyper makes itself (the last row) carry neither
+//! Every response the sandbox makes carries `Date` from the sandbox's clock,
+//! `Cache-Control: no-store` and [`x-request-id`](REQUEST_ID_HEADER), the id of the request in
+//! the log and on its trace line. The refusals hyper makes itself (the last row) carry neither
 //! (their `Date` is hyper's, from the system clock), close the connection, and are not counted
 //! or logged.
 
@@ -92,11 +120,14 @@ mod error;
 mod fault;
 mod key;
 mod log;
+mod protocol;
 mod response;
 mod server;
 mod token;
+mod trace;
 mod verify;
 
+pub use algorithm::Algorithm;
 pub use config::{
     DEFAULT_AUDIENCE, DEFAULT_EXPIRES_IN, DEFAULT_IAT_TOLERANCE, DEFAULT_MAX_ASSERTION_LIFETIME,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_LOG_CAPACITY, RegisteredClient, Sandbox,
@@ -104,10 +135,12 @@ pub use config::{
 };
 pub use error::Error;
 pub use fault::Fault;
-// The SDK's enum: the SDK, the sandbox and the CLI name an algorithm the same way.
-pub use ibkr_oauth::Algorithm;
-pub use log::{Outcome, RecordedForm, RecordedRequest};
+pub use log::{Endpoint, Outcome, RecordedForm, RecordedRequest};
+pub use protocol::{
+    CLIENT_ASSERTION_TYPE, ECHO_HTTPS_PATH, ECHO_READ_SCOPE, ECHO_SIGNED_JWT_PATH,
+    ECHO_WRITE_SCOPE, FORM_CONTENT_TYPE, GRANT_TYPE, JWT_CONTENT_TYPE, REQUEST_ID_HEADER,
+    SCOPE_LENGTH, TOKEN_PATH, fields,
+};
 pub use response::PROBLEM_CONTENT_TYPE;
-pub use server::{RunningSandbox, TOKEN_PATH};
+pub use server::RunningSandbox;
 pub use token::{ACCESS_TOKEN_ISSUER, AccessTokenClaims};
-pub use verify::{CLIENT_ASSERTION_TYPE, FORM_CONTENT_TYPE, GRANT_TYPE, SCOPE_LENGTH};

@@ -33,16 +33,58 @@ pub(crate) fn bounded(value: &str) -> String {
     kept
 }
 
-/// One request the sandbox received.
+/// Which endpoint a request was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `POST /oauth2/api/v1/token` (or another method on that path).
+    Token,
+    /// `GET /gw/api/v1/echo/https` (or another method on that path).
+    EchoHttps,
+    /// `POST /gw/api/v1/echo/signed-jwt` (or another method on that path).
+    EchoSignedJwt,
+    /// Any other path.
+    Other,
+}
+
+impl Endpoint {
+    /// Whether this is an API call (a protected resource), not a token request.
+    pub const fn is_api_call(self) -> bool {
+        matches!(self, Self::EchoHttps | Self::EchoSignedJwt)
+    }
+
+    /// A short name: `token`, `echo/https`, `echo/signed-jwt`, `other`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::EchoHttps => "echo/https",
+            Self::EchoSignedJwt => "echo/signed-jwt",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// One request the sandbox received: a token request or an API call.
 ///
 /// Strings taken from the request (method, path, headers, form names and values) are kept up to
-/// 1 KiB: a longer one is cut at a character boundary and ends with `…`.
+/// 1 KiB: a longer one is cut at a character boundary and ends with `…`. No bearer token is
+/// kept; the token request's assertion is kept as a secret (see [`RecordedForm`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RecordedRequest {
     /// Arrival order, from 1: the [`request_count`](crate::RunningSandbox::request_count) once
     /// this request was received (its head and body read).
     pub seq: u64,
+    /// The id the sandbox gave the request, sent back in the `x-request-id` header.
+    pub request_id: String,
+    /// The endpoint it was for.
+    pub endpoint: Endpoint,
+    /// The client it came from, as far as the sandbox could tell: the assertion's `iss` for a
+    /// token request (unverified when the request was refused), the access token's client for
+    /// an API call (once the token was verified).
+    pub client_id: Option<String>,
+    /// The `kid` the client signed under: the assertion's, or the signed body's.
+    pub kid: Option<String>,
     /// When it arrived, by the sandbox's (possibly offset) clock.
     pub received_at: SystemTime,
     /// The HTTP method.
@@ -55,7 +97,7 @@ pub struct RecordedRequest {
     pub accept: Option<String>,
     /// The `User-Agent` header.
     pub user_agent: Option<String>,
-    /// The body's size in bytes (`None` when it was not read: too large, or not a token request).
+    /// The body's size in bytes (`None` when it was not read: too large, or a GET).
     pub body_len: Option<usize>,
     /// The form fields, when the body was read as a form.
     pub form: RecordedForm,
@@ -65,6 +107,10 @@ pub struct RecordedRequest {
     /// The assertion's claims, decoded but not verified (`None` when undecodable, or when the
     /// assertion is over 8 KiB).
     pub assertion_claims: Option<Value>,
+    /// For a Signed JWT call, the body's JOSE header, decoded but not verified.
+    pub signed_body_header: Option<Value>,
+    /// For a Signed JWT call, the body's claims, decoded but not verified.
+    pub signed_body_claims: Option<Value>,
     /// The fault this request took, if any.
     pub fault: Option<Fault>,
     /// How it was answered.
@@ -176,10 +222,11 @@ impl RequestLog {
         self.entries.push_back(entry);
     }
 
-    pub(crate) fn finish(&mut self, seq: u64, outcome: Outcome) {
+    /// Applies `update` to the entry of request `seq`, if it is still in the log.
+    pub(crate) fn update(&mut self, seq: u64, update: impl FnOnce(&mut RecordedRequest)) {
         // The entry is near the back: requests finish roughly in arrival order.
         if let Some(entry) = self.entries.iter_mut().rev().find(|e| e.seq == seq) {
-            entry.outcome = outcome;
+            update(entry);
         }
     }
 

@@ -1,4 +1,5 @@
-//! `ibkr-oauth-sandbox`: runs the sandbox token endpoint on a loopback port until Ctrl-C.
+//! `ibkr-oauth-sandbox`: runs the sandbox (token endpoint and echo endpoints) on a loopback
+//! port until Ctrl-C, with one line per request on stderr.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -6,7 +7,8 @@ use std::process::ExitCode;
 use ibkr_oauth_sandbox::{Algorithm, RegisteredClient, Sandbox};
 
 const USAGE: &str = "\
-Runs a local stand-in of IBKR's OAuth 2.0 token endpoint on 127.0.0.1 until Ctrl-C.
+Runs a local stand-in of IBKR's OAuth 2.0 token endpoint and echo endpoints on 127.0.0.1
+until Ctrl-C.
 
 Usage: ibkr-oauth-sandbox --client-id ID --kid KID --public-key FILE [options]
 
@@ -19,7 +21,8 @@ Options:
   --port P            the port to listen on (default: a free one)
   -h, --help          this help
 
-Prints the base URL on stdout, then the client settings on stderr.
+Prints the base URL on stdout, then the client settings on stderr, then one line per
+request on stderr (time, request id, client id, kid, endpoint, status, outcome).
 Exit codes: 0 stopped, 1 could not start, 2 usage or configuration error.";
 
 struct Args {
@@ -54,9 +57,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--public-key" => public_key = Some(value()?),
             "--alg" => {
                 let raw = value()?;
-                alg = Some(raw.parse::<Algorithm>().map_err(|_| {
-                    format!("unknown algorithm {raw:?}; use RS256, PS256, ES256 or EdDSA")
-                })?);
+                alg = Some(raw.parse::<Algorithm>().map_err(|e| e.to_string())?);
             }
             "--audience" => audience = Some(value()?),
             "--port" => {
@@ -107,7 +108,7 @@ async fn main() -> ExitCode {
         Some(alg) => client.key_with_algorithm(&args.kid, alg, pem),
         None => client.key(&args.kid, pem),
     };
-    let mut builder = Sandbox::builder().client(client);
+    let mut builder = Sandbox::builder().client(client).trace_requests(true);
     if let Some(audience) = &args.audience {
         builder = builder.audience(audience);
     }

@@ -1,10 +1,11 @@
 //! The responses the endpoint sends: token responses and RFC 9457 problems in IBKR's shape.
 
 use axum::body::Body;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// The content type of every problem response.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -48,6 +49,50 @@ pub(crate) fn too_many_requests(retry_after_secs: u64, detail: &str) -> Response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
     response
+}
+
+/// The realm of the sandbox's `WWW-Authenticate` challenges.
+pub(crate) const REALM: &str = "ibkr-oauth-sandbox";
+
+/// A problem with a `WWW-Authenticate: Bearer` challenge (RFC 6750 section 3): `error` is
+/// `None` when the request carried no credentials, `scope` names the one missing.
+pub(crate) fn challenge(
+    status: StatusCode,
+    detail: &str,
+    error: Option<&str>,
+    scope: Option<&str>,
+) -> Response {
+    let mut value = format!("Bearer realm=\"{REALM}\"");
+    if let Some(error) = error {
+        value.push_str(&format!(", error=\"{error}\""));
+    }
+    if let Some(scope) = scope {
+        value.push_str(&format!(", scope=\"{scope}\""));
+    }
+    let mut response = problem(status, detail);
+    // Built from constants: always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EchoBody<'a> {
+    request_method: &'a str,
+    security_policy: &'a str,
+    query_parameters: Map<String, Value>,
+}
+
+/// `200` with IBKR's `EchoResponse`.
+pub(crate) fn echo(method: &str, policy: &str, query: Map<String, Value>) -> Response {
+    let body = EchoBody {
+        request_method: method,
+        security_policy: policy,
+        query_parameters: query,
+    };
+    json(StatusCode::OK, "application/json", &body)
 }
 
 /// `200` token response. RFC 6749 section 5.1: no caching of token responses.

@@ -33,6 +33,10 @@ pub struct AccessTokenClaims {
     pub exp: i64,
     /// A unique id.
     pub jti: String,
+    /// The token's number among those this sandbox issued, from 1 (what
+    /// [`RunningSandbox::revoke_all_tokens`](crate::RunningSandbox::revoke_all_tokens) goes by).
+    #[serde(default)]
+    pub serial: u64,
 }
 
 /// Signs and checks the sandbox's access tokens.
@@ -66,6 +70,7 @@ impl Minter {
         scope: Option<&str>,
         now: i64,
         lifetime_secs: u64,
+        serial: u64,
     ) -> Option<String> {
         let claims = AccessTokenClaims {
             iss: ACCESS_TOKEN_ISSUER.to_owned(),
@@ -75,6 +80,7 @@ impl Minter {
             iat: now,
             exp: now.saturating_add(i64::try_from(lifetime_secs).unwrap_or(i64::MAX)),
             jti: random_id()?,
+            serial,
         };
         crate::crypto::ensure_provider();
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).ok()
@@ -82,6 +88,18 @@ impl Minter {
 
     /// Checks a token's signature, issuer and expiry at the sandbox time `now`.
     pub(crate) fn verify(&self, token: &str, now: i64) -> Result<AccessTokenClaims, Error> {
+        let claims = self.decode(token)?;
+        if claims.exp <= now {
+            return Err(Error::InvalidAccessToken(format!(
+                "expired at {} (sandbox time {now})",
+                claims.exp
+            )));
+        }
+        Ok(claims)
+    }
+
+    /// Checks a token's signature and issuer, not its expiry.
+    pub(crate) fn decode(&self, token: &str) -> Result<AccessTokenClaims, Error> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
@@ -93,12 +111,6 @@ impl Minter {
             return Err(Error::InvalidAccessToken(format!(
                 "issuer {:?}",
                 claims.iss
-            )));
-        }
-        if claims.exp <= now {
-            return Err(Error::InvalidAccessToken(format!(
-                "expired at {} (sandbox time {now})",
-                claims.exp
             )));
         }
         Ok(claims)
@@ -119,12 +131,14 @@ mod tests {
     #[test]
     fn mints_and_verifies_by_the_sandbox_clock() {
         let minter = Minter::new().unwrap();
-        let token = minter.mint("c", Some("a.read"), 1_000, 60).unwrap();
+        let token = minter.mint("c", Some("a.read"), 1_000, 60, 7).unwrap();
         let claims = minter.verify(&token, 1_059).unwrap();
         assert_eq!(
             (claims.sub.as_str(), claims.scope.as_deref(), claims.exp),
             ("c", Some("a.read"), 1_060)
         );
+        assert_eq!(claims.serial, 7);
+        assert_eq!(minter.decode(&token).unwrap().exp, 1_060);
         assert!(matches!(
             minter.verify(&token, 1_060),
             Err(Error::InvalidAccessToken(_))

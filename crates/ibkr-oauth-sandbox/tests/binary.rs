@@ -35,9 +35,10 @@ async fn serves_the_registered_key_until_terminated() {
         ])
         .args(["--public-key", &fixture_path("rsa_public.pem")])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
+    let mut stderr = child.stderr.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
@@ -54,13 +55,20 @@ async fn serves_the_registered_key_until_terminated() {
         ..Signer::ps256()
     };
     let claims = with(claims_for("cli-client", now()), json!({}));
+    let assertion = signer.sign(&claims);
     let response = http()
         .post(format!("{base_url}/oauth2/api/v1/token"))
-        .form(&form(&signer.sign(&claims), Some("sso-sessions.write")))
+        .form(&form(&assertion, Some("sso-sessions.write")))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let token: serde_json::Value = response.json().await.unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
 
     // SIGTERM to the child this test started, by its id: it shuts down and exits 0.
     let killed = Command::new("kill")
@@ -73,6 +81,25 @@ async fn serves_the_registered_key_until_terminated() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+
+    // The binary traces requests on stderr: this one, and no secret.
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut printed).unwrap();
+    let line = printed
+        .lines()
+        .find(|line| line.contains(&format!("request_id={request_id} ")))
+        .unwrap_or_else(|| panic!("no trace line for the request in {printed:?}"));
+    assert!(
+        line.contains(
+            "client=\"cli-client\" kid=\"main\" endpoint=token POST /oauth2/api/v1/token \
+             status=200 outcome=ok"
+        ),
+        "{line}"
+    );
+    for secret in [&assertion, &token] {
+        assert!(!printed.contains(secret.as_str()));
+        assert!(!printed.contains(secret.rsplit('.').next().unwrap()));
+    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! A blocking token client, for programs without an async runtime (feature `blocking`).
+//! A blocking token client and token provider, for programs without an async runtime
+//! (feature `blocking`).
 //!
 //! Like `reqwest::blocking`, it runs the async [`crate::TokenClient`] on a private
 //! current-thread tokio runtime that lives on a thread of its own; a call sends the request to
@@ -19,22 +20,89 @@
 //! println!("token expires at {:?}", token.expires_at());
 //! # Ok::<(), ibkr_oauth::Error>(())
 //! ```
+//!
+//! The cached, refreshed token ([`TokenProvider`]) works the same way: its refresher runs on
+//! the private runtime, and a cached token is handed out without crossing threads.
+//!
+//! ```no_run
+//! use ibkr_oauth::{PrivateKey, Signer, TokenClient};
+//!
+//! let signer = Signer::builder("my-client-id", "main", PrivateKey::from_pem_file("private.pem")?).build()?;
+//! let provider = ibkr_oauth::blocking::TokenProvider::builder(TokenClient::new()?, signer)
+//!     .scope("sso-sessions.write")
+//!     .build()?;
+//! let token = provider.access_token()?; // blocks only when no valid token is cached
+//! # let _ = token;
+//! # Ok::<(), ibkr_oauth::Error>(())
+//! ```
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
+use crate::assertion::AssertionSigner;
 use crate::clock::Clock;
 use crate::error::{ConfigError, Error};
 use crate::request::TokenRequest;
 use crate::token::Token;
 
-/// One request handed to the runtime thread, with where to send the answer.
-struct Job {
-    request: TokenRequest,
-    reply: mpsc::SyncSender<Result<Token, Error>>,
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A current-thread tokio runtime on a thread of its own, running the jobs it is sent; it
+/// stops when the last handle is dropped.
+#[derive(Clone)]
+struct Worker {
+    jobs: UnboundedSender<Job>,
+}
+
+impl Worker {
+    fn start(name: &str) -> Result<Self, ConfigError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                ConfigError::Client(format!(
+                    "could not start the {name}'s runtime ({e}); check the process's thread and \
+                     file limits"
+                ))
+            })?;
+        let (jobs, mut queue) = unbounded_channel::<Job>();
+        std::thread::Builder::new()
+            .name("ibkr-oauth-blocking".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while let Some(job) = queue.recv().await {
+                        tokio::spawn(job);
+                    }
+                });
+            })
+            .map_err(|e| {
+                ConfigError::Client(format!(
+                    "could not start the {name}'s thread ({e}); check the process's thread limits"
+                ))
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `job` on the runtime and waits for its result.
+    fn run<T: Send + 'static>(
+        &self,
+        job: impl Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::pin(async move {
+                // The caller may have gone; nothing to do then.
+                let _ = reply.send(job.await);
+            }))
+            .map_err(|_| worker_stopped())?;
+        answer.recv().map_err(|_| worker_stopped())?
+    }
 }
 
 /// The blocking counterpart of [`crate::TokenClient`]: same settings, same errors.
@@ -44,7 +112,7 @@ struct Job {
 #[derive(Clone)]
 pub struct TokenClient {
     client: crate::TokenClient,
-    jobs: UnboundedSender<Job>,
+    worker: Worker,
 }
 
 impl TokenClient {
@@ -64,43 +132,6 @@ impl TokenClient {
         Self::builder().build()
     }
 
-    /// Starts the runtime thread for an async client built on purpose for it.
-    fn start(client: crate::TokenClient) -> Result<Self, ConfigError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| {
-                ConfigError::Client(format!(
-                    "could not start the blocking client's runtime ({e}); check the process's \
-                     thread and file limits"
-                ))
-            })?;
-        let (jobs, mut queue) = unbounded_channel::<Job>();
-        let worker = client.clone();
-        std::thread::Builder::new()
-            .name("ibkr-oauth-blocking".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    while let Some(job) = queue.recv().await {
-                        let client = worker.clone();
-                        tokio::spawn(async move {
-                            let result = client.request_token(&job.request).await;
-                            // The caller may have gone; nothing to do then.
-                            let _ = job.reply.send(result);
-                        });
-                    }
-                });
-            })
-            .map_err(|e| {
-                ConfigError::Client(format!(
-                    "could not start the blocking client's thread ({e}); check the process's \
-                     thread limits"
-                ))
-            })?;
-        Ok(Self { client, jobs })
-    }
-
     /// The base URL requests go to.
     pub fn base_url(&self) -> &str {
         self.client.base_url()
@@ -113,14 +144,121 @@ impl TokenClient {
     /// Those of [`crate::TokenClient::request_token`], and an [`ErrorKind::Internal`](crate::ErrorKind::Internal)
     /// error if the runtime thread has stopped.
     pub fn request_token(&self, request: &TokenRequest) -> Result<Token, Error> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.jobs
-            .send(Job {
-                request: request.clone(),
-                reply,
-            })
+        let client = self.client.clone();
+        let request = request.clone();
+        self.worker
+            .run(async move { client.request_token(&request).await })
+    }
+}
+
+/// The blocking counterpart of [`crate::provider::TokenProvider`]: a cached token, refreshed
+/// ahead of expiry by a refresher on a private runtime thread.
+///
+/// Cheap to clone; the clones share the cache and the thread, which stops (with the
+/// refresher) when the last clone is dropped.
+#[derive(Clone)]
+pub struct TokenProvider {
+    inner: crate::provider::TokenProvider,
+    worker: Worker,
+}
+
+impl TokenProvider {
+    /// A builder: the async provider's settings, then [`TokenProviderBuilder::build`].
+    pub fn builder(
+        client: crate::TokenClient,
+        signer: impl AssertionSigner,
+    ) -> TokenProviderBuilder {
+        TokenProviderBuilder {
+            inner: crate::provider::TokenProvider::builder(client, signer),
+        }
+    }
+
+    /// The current token: the cached one at once while valid, else the one fetch that all
+    /// callers share (this call blocks until it ends).
+    ///
+    /// # Errors
+    /// Those of [`crate::provider::TokenProvider::access_token`].
+    pub fn access_token(&self) -> Result<Arc<Token>, Error> {
+        if let Some(token) = self.inner.cached() {
+            return Ok(token);
+        }
+        let provider = self.inner.clone();
+        self.worker
+            .run(async move { provider.access_token().await })
+    }
+
+    /// Reports that the API rejected `token`; see
+    /// [`crate::provider::TokenProvider::invalidate`].
+    pub fn invalidate(&self, token: &Token) -> bool {
+        let provider = self.inner.clone();
+        let token = token.clone();
+        self.worker
+            .run(async move { Ok(provider.invalidate(&token)) })
+            .unwrap_or(false)
+    }
+
+    /// The async provider inside, for async code in the same program.
+    pub fn as_async(&self) -> &crate::provider::TokenProvider {
+        &self.inner
+    }
+}
+
+/// Builds a [`blocking::TokenProvider`](TokenProvider).
+#[must_use = "a builder does nothing until build() is called"]
+#[derive(Debug)]
+pub struct TokenProviderBuilder {
+    inner: crate::provider::TokenProviderBuilder,
+}
+
+impl TokenProviderBuilder {
+    /// See [`crate::provider::TokenProviderBuilder::scope`].
+    pub fn scope(self, scope: impl Into<String>) -> Self {
+        Self {
+            inner: self.inner.scope(scope),
+        }
+    }
+
+    /// See [`crate::provider::TokenProviderBuilder::refresh_margin`].
+    pub fn refresh_margin(self, margin: Duration) -> Self {
+        Self {
+            inner: self.inner.refresh_margin(margin),
+        }
+    }
+
+    /// See [`crate::provider::TokenProviderBuilder::retry_policy`].
+    pub fn retry_policy(self, policy: crate::provider::RetryPolicy) -> Self {
+        Self {
+            inner: self.inner.retry_policy(policy),
+        }
+    }
+
+    /// Builds the provider, starts its runtime thread and its refresher there.
+    ///
+    /// # Errors
+    /// Those of [`crate::provider::TokenProviderBuilder::build`], and
+    /// [`ConfigError::Client`] if the runtime or its thread cannot be started.
+    pub fn build(self) -> Result<TokenProvider, Error> {
+        let inner = self.inner.build()?;
+        let worker = Worker::start("blocking token provider")?;
+        let background = inner.clone();
+        worker
+            .jobs
+            .send(Box::pin(async move {
+                // Lives as long as the runtime: the refresher stops with the last handle.
+                if let Ok(_refresher) = background.spawn_refresher() {
+                    std::future::pending::<()>().await;
+                }
+            }))
             .map_err(|_| worker_stopped())?;
-        answer.recv().map_err(|_| worker_stopped())?
+        Ok(TokenProvider { inner, worker })
+    }
+}
+
+impl fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::TokenProvider")
+            .field(&self.inner)
+            .finish()
     }
 }
 
@@ -196,7 +334,9 @@ impl TokenClientBuilder {
     /// Those of [`crate::TokenClientBuilder::build`], and [`ConfigError::Client`] if the
     /// private runtime or its thread cannot be started.
     pub fn build(self) -> Result<TokenClient, ConfigError> {
-        TokenClient::start(self.inner.build()?)
+        let client = self.inner.build()?;
+        let worker = Worker::start("blocking client")?;
+        Ok(TokenClient { client, worker })
     }
 }
 

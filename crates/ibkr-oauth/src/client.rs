@@ -347,7 +347,7 @@ fn validate_base_url(raw: &str) -> Result<(String, bool), ConfigError> {
     Ok((url.as_str().trim_end_matches('/').to_owned(), https))
 }
 
-fn is_loopback(host: &url::Host<&str>) -> bool {
+pub(crate) fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),

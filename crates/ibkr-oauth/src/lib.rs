@@ -2,26 +2,52 @@
 //!
 //! IBKR's token endpoint (`POST https://api.ibkr.com/oauth2/api/v1/token`) grants access
 //! tokens to a client that proves who it is with a signed JWT, the *client assertion*
-//! (`private_key_jwt`, RFC 7521 / RFC 7523). This crate sends that request and turns the answer
-//! into a [`Token`] or one [`Error`] that says what went wrong and whether to retry.
+//! (`private_key_jwt`, RFC 7521 / RFC 7523). Give this crate a client id, a key id and your
+//! private key; it signs the assertion, asks for the token, and keeps one fresh for as long as
+//! your program runs.
 //!
-//! - [`TokenClient`] holds the HTTP settings: base URL ([`IBKR_PRODUCTION`] by default,
-//!   [`IBKR_QA`] (IBKR's QA server)), timeouts (always on), a cap on the response size (64 KiB), no
-//!   redirects on the token POST, https only except to loopback hosts.
-//! - [`TokenRequest`] holds the assertion (a secret) and the scopes, validated before any
-//!   network I/O. A [`Signer`] makes the assertion from your [`PrivateKey`].
-//! - [`Token`] holds the access token as a [`SecretString`], its scopes and when it expires.
-//! - [`Error`] says what kind of failure happened ([`Error::kind`]: configuration, key,
-//!   refused, transport, invalid response, internal) and keeps the detail: an RFC 9457 problem
-//!   ([`Error::Problem`], IBKR's own error format), an RFC 6749 error body, an unexpected
-//!   response (an HTML 502 page, a redirect)...; [`Error::is_retryable`] and
-//!   [`Error::retry_after`] drive retries. It is cheap to clone and works with `?`.
+//! # Quickstart
+//!
+//! ```toml
+//! [dependencies]
+//! ibkr-oauth = "0.1"          # default feature `provider`: the cached, refreshed token
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
+//! ```no_run
+//! use ibkr_oauth::{PrivateKey, Signer, TokenClient, provider::TokenProvider};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), ibkr_oauth::Error> {
+//!     let key = PrivateKey::from_pem_file("private.pem")?; // PKCS#8 or PKCS#1 PEM
+//!     let signer = Signer::builder("my-client-id", "main", key).build()?;
+//!     let provider = TokenProvider::builder(TokenClient::new()?, signer)
+//!         .scope("sso-sessions.write")
+//!         .build()?;
+//!     let token = provider.access_token().await?; // cached; refreshed ahead of expiry
+//!     let _header = token.authorization_header(); // "Bearer ...", marked sensitive
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # The pieces, in the order a token request flows through them
+//!
+//! | step | items | module |
+//! |---|---|---|
+//! | configuration | [`TokenClient`] (base URL: [`IBKR_PRODUCTION`] or [`IBKR_QA`]; timeouts always on; 64 KiB response cap; no redirects; https except loopback) | `client` |
+//! | assertion | [`PrivateKey`] (PEM, encrypted PKCS#8), [`Signer`], or any [`AssertionSigner`] (a KMS) | `assertion/` |
+//! | request | [`TokenRequest`]: the assertion source and the scopes, checked before any I/O | `request` |
+//! | HTTP | the generated `generate_token` operation, the one HTTP path, wrapped by a middleware that caps the body and keeps `Date`/`Retry-After` | `transport` |
+//! | response mapping | status and content type first, then one parse: a [`Token`], or an [`Error`] ([`Problem`], [`OAuthError`], an invalid response); server text through [`sanitize`] | `response`, `problem`, `sanitize` |
+//! | errors | [`Error`] with [`Error::kind`] ([`ErrorKind`]), [`ConfigError`], [`KeyError`], [`SignError`] | `error/` |
+//! | cache | [`provider::TokenProvider`]: lock-free reads, one fetch for many callers, refresh ahead, retries, clock skew | `provider/` |
+//! | use | [`TokenSource`] (the provider, [`FixedToken`], [`FnSource`]) | `source` |
 //!
 //! Secrets never print: `Debug` and `Display` of every type and error, and the tracing events
 //! (a `debug` span `ibkr_oauth.request_token` per request, with the status), show
 //! `[redacted]` in place of access tokens and assertions.
 //!
-//! # Example
+//! # One request, by hand
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -103,11 +129,19 @@ mod token; // the granted token
 
 mod source; // TokenSource: anything that hands out tokens
 
+mod config; // Config: settings from the IBKR_* environment variables
+
 #[cfg(feature = "provider")]
 pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
 
+#[cfg(feature = "middleware")]
+pub mod middleware; // BearerAuth: the token on API requests, 401 recovery
+
+#[cfg(feature = "middleware")]
+pub mod api; // IBKR Web API calls (the echo endpoints) through the generated operations
+
 #[cfg(feature = "blocking")]
-pub mod blocking; // the same client for programs without an async runtime
+pub mod blocking; // the client and the provider for programs without an async runtime
 
 pub use assertion::{
     Algorithm, AssertionSigner, ClientAssertion, KeyError, KeySource, KeyType, PrivateKey,
@@ -118,6 +152,7 @@ pub use client::{
     IBKR_PRODUCTION, IBKR_QA, TOKEN_PATH, TokenClient, TokenClientBuilder,
 };
 pub use clock::{Clock, SystemClock};
+pub use config::{Config, Origin, env_vars};
 pub use error::{ConfigError, Error, ErrorKind};
 pub use problem::{OAuthError, Problem};
 pub use request::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS, TokenRequest, TokenRequestBuilder};

@@ -37,6 +37,9 @@ pub struct ResponseInfo {
     /// `Date` (or, without one, minus the client's clock when the response arrived). A date in
     /// the past gives zero.
     pub retry_after: Option<Duration>,
+    /// The header that names this request for the server's support (`x-request-id`,
+    /// `traceparent`...), as `name: value` (sanitised): quote it when asking IBKR.
+    pub request_id: Option<String>,
 }
 
 impl ResponseInfo {
@@ -62,6 +65,11 @@ pub(crate) struct RawResponse {
     pub(crate) date: Option<String>,
     pub(crate) retry_after: Option<String>,
     pub(crate) location: Option<String>,
+    /// The first request-id header found, as `name: value`.
+    pub(crate) request_id: Option<String>,
+    /// The `WWW-Authenticate` challenge of a 401 or 403 from the API.
+    #[cfg_attr(not(feature = "middleware"), allow(dead_code))]
+    pub(crate) www_authenticate: Option<String>,
     pub(crate) body: Bytes,
     /// The client's clock when the response headers arrived.
     pub(crate) received_at: SystemTime,
@@ -83,20 +91,24 @@ impl RawResponse {
                 .retry_after
                 .as_deref()
                 .and_then(|r| parse_retry_after(r, base)),
+            request_id: self
+                .request_id
+                .as_deref()
+                .map(|r| sanitize(r, HEADER_CHARS)),
         }
     }
 }
 
 /// The media type families the mapping tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Media {
+pub(crate) enum Media {
     Problem,
     Json,
     Html,
     Other,
 }
 
-fn media(content_type: Option<&str>) -> Media {
+pub(crate) fn media(content_type: Option<&str>) -> Media {
     let Some(ct) = content_type else {
         return Media::Other;
     };
@@ -212,6 +224,8 @@ mod tests {
             date: None,
             retry_after: None,
             location: None,
+            request_id: None,
+            www_authenticate: None,
             body: Bytes::copy_from_slice(body),
             received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         }
@@ -349,6 +363,8 @@ mod tests {
             date,
             retry_after: retry,
             location: Some("https://elsewhere.example/".into()),
+            request_id: Some("x-request-id: abc".into()),
+            www_authenticate: None,
             body: Bytes::from(body),
             received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         };

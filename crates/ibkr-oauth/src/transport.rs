@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{ACCEPT, CONTENT_TYPE, DATE, LOCATION, RETRY_AFTER};
+use http::header::{ACCEPT, CONTENT_TYPE, DATE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use ibkr_oauth_generated::apis::Error as GeneratedError;
-use ibkr_oauth_generated::apis::authorization_token_api::{GenerateTokenError, generate_token};
+use ibkr_oauth_generated::apis::authorization_token_api::generate_token;
 use ibkr_oauth_generated::apis::configuration::Configuration;
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use tracing::Instrument;
@@ -32,7 +32,7 @@ const ACCEPT_VALUE: &str = "application/json, application/problem+json";
 
 /// What [`Capture`] saw of the one response of its call.
 #[derive(Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// The whole body arrived within the cap.
     Complete(RawResponse),
     /// The body (announced or read so far) went past the cap.
@@ -41,8 +41,33 @@ enum Outcome {
 
 type Slot = Arc<Mutex<Option<Outcome>>>;
 
+/// The caller's side of one [`Capture`]: what it recorded of the last response.
+pub(crate) struct Recording(Slot);
+
+impl Recording {
+    /// The last response the capture saw (the retried one, after a bearer retry).
+    pub(crate) fn take(&self) -> Option<Outcome> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+/// A capture for one call (the token request, or an API call): the middleware to put in the
+/// generated operation's client, and where to read what it recorded.
+pub(crate) fn capture(limit: usize, clock: Arc<dyn Clock>) -> (Arc<dyn Middleware>, Recording) {
+    let slot: Slot = Arc::new(Mutex::new(None));
+    let middleware = Arc::new(Capture {
+        slot: Arc::clone(&slot),
+        limit,
+        clock,
+    });
+    (middleware, Recording(slot))
+}
+
 /// The per-call middleware (see the module docs).
-struct Capture {
+pub(crate) struct Capture {
     slot: Slot,
     limit: usize,
     clock: Arc<dyn Clock>,
@@ -77,12 +102,21 @@ impl Capture {
     }
 }
 
-fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<String> {
+fn header(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
+
+/// The headers servers use to name one request, for a user to quote to support.
+const REQUEST_ID_HEADERS: [&str; 5] = [
+    "x-request-id",
+    "x-correlation-id",
+    "x-b3-traceid",
+    "traceparent",
+    "x-amzn-trace-id",
+];
 
 fn raw_response(
     status: StatusCode,
@@ -96,6 +130,10 @@ fn raw_response(
         date: header(headers, DATE),
         retry_after: header(headers, RETRY_AFTER),
         location: header(headers, LOCATION),
+        www_authenticate: header(headers, WWW_AUTHENTICATE),
+        request_id: REQUEST_ID_HEADERS
+            .iter()
+            .find_map(|name| header(headers, *name).map(|v| format!("{name}: {v}"))),
         body,
         received_at,
     }
@@ -188,12 +226,7 @@ async fn exchange(
     span: &tracing::Span,
 ) -> Result<Token, Error> {
     let assertion = request.assertion_at(assertion_time).await?;
-    let slot: Slot = Arc::new(Mutex::new(None));
-    let capture: Arc<dyn Middleware> = Arc::new(Capture {
-        slot: Arc::clone(&slot),
-        limit: inner.max_response_bytes,
-        clock: Arc::clone(&inner.clock),
-    });
+    let (capture, recording) = capture(inner.max_response_bytes, Arc::clone(&inner.clock));
     // Built field by field: `Configuration::default()` would build a throwaway reqwest client.
     let configuration = Configuration {
         base_path: inner.base_url.clone(),
@@ -213,10 +246,7 @@ async fn exchange(
     )
     .await;
     drop(assertion);
-    let outcome = slot
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .take();
+    let outcome = recording.take();
     let status = match &outcome {
         Some(Outcome::Complete(raw)) => Some(raw.status),
         Some(Outcome::TooLarge { info, .. }) => Some(info.status),
@@ -250,12 +280,16 @@ async fn exchange(
 #[error("the HTTP stack returned no response")]
 struct NoResponse;
 
-/// Classifies a failure that left no response: connect, timeout, or other transport.
-fn transport_error(error: GeneratedError<GenerateTokenError>, url: Arc<str>) -> Error {
+/// Classifies a failure that left no response: an error of this crate raised inside a
+/// middleware (the token source of the bearer middleware), connect, timeout, or other transport.
+pub(crate) fn transport_error<T>(error: GeneratedError<T>, url: Arc<str>) -> Error {
     let reqwest_error = match error {
         GeneratedError::Reqwest(e) => e,
         GeneratedError::ReqwestMiddleware(reqwest_middleware::Error::Reqwest(e)) => e,
         GeneratedError::ReqwestMiddleware(reqwest_middleware::Error::Middleware(e)) => {
+            if let Some(ours) = e.downcast_ref::<Error>() {
+                return ours.clone();
+            }
             return Error::Transport {
                 url,
                 source: root_cause(e.into()),

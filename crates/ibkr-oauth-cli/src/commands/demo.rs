@@ -49,7 +49,7 @@ pub async fn run(args: &DemoArgs, local: &LocalTime, out: &mut dyn Write) -> Res
 
     // 2. The sandbox, with the public key registered under a kid.
     let registered = RegisteredClient::new(CLIENT_ID)
-        .key_with_algorithm(KEY_ID, args.alg, key.public_key_pem())
+        .key_with_algorithm(KEY_ID, args.alg.as_str().parse()?, key.public_key_pem())
         .allowed_scopes([SCOPE]);
     let sandbox = Sandbox::builder().client(registered).start().await?;
     step(

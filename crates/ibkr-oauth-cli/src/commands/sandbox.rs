@@ -60,7 +60,7 @@ pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
     };
     let client = RegisteredClient::new(&args.client_id);
     let client = match args.alg {
-        Some(alg) => client.key_with_algorithm(&args.key_id, alg, public_pem),
+        Some(alg) => client.key_with_algorithm(&args.key_id, alg.as_str().parse()?, public_pem),
         None => client.key(&args.key_id, public_pem),
     };
     let running = Sandbox::builder()

@@ -1,7 +1,7 @@
 /*
  * IBKR Web API - OAuth 2.0 token endpoint
  *
- * The OAuth 2.0 token endpoint of the Interactive Brokers Web API, as IBKR publishes it in its Web API OpenAPI document (\"IB REST API\"). A client authenticates with a signed JWT client assertion (private_key_jwt, RFC 7521 / RFC 7523) and receives an access token. Failures are RFC 9457 problem details.
+ * The OAuth 2.0 token endpoint of the Interactive Brokers Web API, as IBKR publishes it in its Web API OpenAPI document (\"IB REST API\"). A client authenticates with a signed JWT client assertion (private_key_jwt, RFC 7521 / RFC 7523) and receives an access token. Failures are RFC 9457 problem details. The echo endpoints are copied from IBKR's published document (version 2.28.0); the `oauth2` security scheme on them is this project's addition (see its description).
  *
  * The version of the OpenAPI document: 2.9.0
  *

@@ -123,5 +123,6 @@ impl From<&str> for ContentType {
 }
 
 pub mod authorization_token_api;
+pub mod utilities_echo_api;
 
 pub mod configuration;

@@ -1,4 +1,14 @@
+pub mod echo_response;
+pub use self::echo_response::EchoResponse;
+pub mod insufficient_scope_response;
+pub use self::insufficient_scope_response::InsufficientScopeResponse;
+pub mod internal_server_error_response;
+pub use self::internal_server_error_response::InternalServerErrorResponse;
+pub mod invalid_access_token_response;
+pub use self::invalid_access_token_response::InvalidAccessTokenResponse;
 pub mod problem_detail_response;
 pub use self::problem_detail_response::ProblemDetailResponse;
+pub mod signed_jwt_echo_request;
+pub use self::signed_jwt_echo_request::SignedJwtEchoRequest;
 pub mod token_response;
 pub use self::token_response::TokenResponse;

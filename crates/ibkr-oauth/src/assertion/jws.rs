@@ -60,7 +60,7 @@ pub(crate) fn sign(
     algorithm: Algorithm,
     rng: &SystemRandom,
     header: &str,
-    claims: &Claims<'_>,
+    claims: &impl serde::Serialize,
 ) -> Result<ClientAssertion, SignError> {
     let failed = |_| SignError::Failed { algorithm };
     let claims =

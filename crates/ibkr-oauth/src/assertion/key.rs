@@ -156,24 +156,41 @@ impl PrivateKey {
                 });
             }
         };
+        Self::from_path_or_pem(&value, Some(var), None)
+    }
+
+    /// A key from text that is either PEM (recognised by `-----BEGIN`; literal `\n` sequences
+    /// are read as line breaks) or the path of a PEM file; `var` names the environment
+    /// variable the text came from, for the errors; `passphrase` decrypts an encrypted key.
+    pub(crate) fn from_path_or_pem(
+        value: &str,
+        var: Option<&str>,
+        passphrase: Option<&[u8]>,
+    ) -> Result<Self, KeyError> {
         if value.contains("-----BEGIN") {
-            let source = KeySource::EnvVar {
-                name: var.to_owned(),
-                file: None,
+            let source = match var {
+                Some(name) => KeySource::EnvVar {
+                    name: name.to_owned(),
+                    file: None,
+                },
+                None => KeySource::PemString,
             };
             if !value.contains('\n') && value.contains("\\n") {
                 let unescaped = Zeroizing::new(value.replace("\\n", "\n"));
-                return parse(&unescaped, source, None);
+                return parse(&unescaped, source, passphrase);
             }
-            return parse(&value, source, None);
+            return parse(value, source, passphrase);
         }
         let path = PathBuf::from(value.trim());
-        let source = KeySource::EnvVar {
-            name: var.to_owned(),
-            file: Some(path.clone()),
+        let source = match var {
+            Some(name) => KeySource::EnvVar {
+                name: name.to_owned(),
+                file: Some(path.clone()),
+            },
+            None => KeySource::File(path.clone()),
         };
         let text = read_key_file(&path, &source)?;
-        parse(&text, source, None)
+        parse(&text, source, passphrase)
     }
 
     /// Generates a fresh key for `algorithm`: RSA 2048 bits for `RS256`/`PS256`, P-256 for

@@ -128,3 +128,38 @@ impl fmt::Display for RootCause {
 }
 
 impl std::error::Error for RootCause {}
+
+pub(super) fn api(
+    path: &str,
+    problem: Option<&Problem>,
+    challenge: Option<&str>,
+    reason: Option<&str>,
+    response: &ResponseInfo,
+) -> String {
+    let status = status_text(response.status);
+    let mut text = match reason {
+        Some(reason) => {
+            format!("the IBKR API's answer to {path} ({status}) is not usable: {reason}")
+        }
+        None => format!("the IBKR API refused {path} ({status})"),
+    };
+    if let Some(problem) = problem {
+        text.push_str(&format!(": {problem}"));
+    }
+    if let Some(challenge) = challenge {
+        text.push_str(&format!(" [{challenge}]"));
+    }
+    text.push_str(match response.status.as_u16() {
+        401 => "; the token was refused even after a fresh one: check the client's registration",
+        403 => {
+            "; the token lacks the scope this endpoint needs: ask for it (and have IBKR grant it)"
+        }
+        _ if reason.is_some() => "; check the API base URL",
+        _ => "",
+    });
+    text.push_str(&retry_hint(response));
+    if let Some(id) = &response.request_id {
+        text.push_str(&format!(" ({id})"));
+    }
+    text
+}

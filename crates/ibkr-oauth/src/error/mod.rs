@@ -178,6 +178,23 @@ pub enum Error {
         #[source]
         source: Cause,
     },
+    /// An IBKR Web API call (not the token request) was refused or failed: a 4xx or 5xx,
+    /// with IBKR's problem document when it sent one, or a success body that is not what the
+    /// spec gives.
+    #[error("{}", messages::api(path, problem.as_deref(), challenge.as_deref(), reason.as_deref(), response))]
+    Api {
+        /// The API path called (e.g. `/gw/api/v1/echo/https`).
+        path: &'static str,
+        /// The problem document of the refusal, if the body was one.
+        problem: Option<Arc<Problem>>,
+        /// The `WWW-Authenticate` challenge (sanitised): RFC 6750's `error="invalid_token"`
+        /// or `error="insufficient_scope"`.
+        challenge: Option<Arc<str>>,
+        /// What is wrong with a success body, for a 2xx.
+        reason: Option<Arc<str>>,
+        /// The response's status and headers.
+        response: Arc<ResponseInfo>,
+    },
     /// The token provider had to start a fetch (or its refresher) outside a tokio runtime.
     #[error(
         "the token provider needs a tokio runtime to fetch a token, and none runs on this \
@@ -218,6 +235,10 @@ impl Error {
             Error::Key(e) => e.kind(),
             Error::Sign(e) => e.kind(),
             Error::Problem { .. } | Error::OAuth { .. } => ErrorKind::Refused,
+            Error::Api { response, .. } if response.status.is_success() => {
+                ErrorKind::InvalidResponse
+            }
+            Error::Api { .. } => ErrorKind::Refused,
             Error::UnexpectedResponse { .. }
             | Error::InvalidResponse { .. }
             | Error::ResponseTooLarge { .. } => ErrorKind::InvalidResponse,
@@ -264,7 +285,8 @@ impl Error {
             | Error::OAuth { response, .. }
             | Error::UnexpectedResponse { response, .. }
             | Error::InvalidResponse { response, .. }
-            | Error::ResponseTooLarge { response, .. } => Some(response),
+            | Error::ResponseTooLarge { response, .. }
+            | Error::Api { response, .. } => Some(response),
             _ => None,
         }
     }
@@ -273,6 +295,10 @@ impl Error {
     pub fn problem(&self) -> Option<&Problem> {
         match self {
             Error::Problem { problem, .. } => Some(problem),
+            Error::Api {
+                problem: Some(problem),
+                ..
+            } => Some(problem),
             _ => None,
         }
     }
@@ -323,6 +349,22 @@ pub enum ConfigError {
     /// The provider builder refused a setting (refresh margin, fraction...).
     #[error("invalid token provider settings: {0}")]
     Provider(String),
+    /// A required setting was given neither in code (a flag) nor in its environment variable.
+    #[error("no {what} given; set {variable} (or the matching flag or builder setting)")]
+    Missing {
+        /// The setting (`client id`, `key id`, `private key`).
+        what: &'static str,
+        /// The environment variable that would give it.
+        variable: &'static str,
+    },
+    /// An environment variable holds a value that cannot be used.
+    #[error("environment variable {name}: {problem}")]
+    Variable {
+        /// The variable's name.
+        name: &'static str,
+        /// What is wrong with its value, and what to do (never the value itself if secret).
+        problem: String,
+    },
     /// An algorithm name that is not one of `RS256`, `PS256`, `ES256`, `EdDSA`.
     #[error("unknown signature algorithm `{name}`; use RS256 (IBKR's), PS256, ES256 or EdDSA")]
     UnknownAlgorithm {

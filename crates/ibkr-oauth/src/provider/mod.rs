@@ -210,6 +210,12 @@ impl TokenProvider {
         }
     }
 
+    /// The cached token while it is valid, without waiting (for the blocking provider).
+    #[cfg(feature = "blocking")]
+    pub(crate) fn cached(&self) -> Option<Arc<Token>> {
+        self.inner.cached_token()
+    }
+
     /// Reports that the API rejected `token` (a 401): the provider drops it and fetches a new
     /// one, once however many tasks report the same token. A report about any other token (an
     /// older one, already replaced) is ignored. Returns whether this report dropped the token.

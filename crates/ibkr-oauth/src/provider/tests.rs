@@ -78,6 +78,8 @@ pub(super) fn problem(status: u16, retry_after: Option<&str>, date: Option<Syste
         date: date.map(httpdate::fmt_http_date),
         retry_after: retry_after.map(Into::into),
         location: None,
+        request_id: None,
+        www_authenticate: None,
         body: Bytes::from(format!(r#"{{"type":"/simple","status":{status}}}"#)),
         received_at: t0(),
     };

@@ -1,13 +1,19 @@
 //! Configuration: registered clients and the endpoint's policy, validated once in `build()`.
 
+mod client;
+#[cfg(test)]
+mod tests;
+
+pub use client::RegisteredClient;
+
 use std::collections::HashMap;
-use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
 
 use crate::key::{KeyType, parse_public_key};
+use crate::trace::TraceSink;
 use crate::{Algorithm, Error, RunningSandbox};
 
 /// The audience IBKR's clients put in their assertions: a relative value, not the endpoint URL.
@@ -24,113 +30,6 @@ pub const DEFAULT_REQUEST_LOG_CAPACITY: usize = 10_000;
 /// 1 KiB; the cap keeps a hostile body from costing memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A client as registered with IBKR: a client id, its public key(s) and what scopes it may get.
-///
-/// ```
-/// use ibkr_oauth_sandbox::{Algorithm, RegisteredClient};
-/// # let rsa_public_pem = "";
-/// let client = RegisteredClient::new("my-client")
-///     .key_with_algorithm("main", Algorithm::RS256, rsa_public_pem)
-///     .allowed_scopes(["sso-sessions.write", "echo.read"])
-///     .default_scopes(["sso-sessions.write"]);
-/// ```
-#[derive(Clone)]
-#[must_use]
-pub struct RegisteredClient {
-    id: String,
-    keys: Vec<KeySpec>,
-    allowed_scopes: Option<Vec<String>>,
-    default_scopes: Vec<String>,
-}
-
-#[derive(Clone)]
-struct KeySpec {
-    kid: String,
-    algorithm: Option<Algorithm>,
-    pem: String,
-}
-
-impl RegisteredClient {
-    /// A client with this client id (the assertion's `iss` and `sub`), no key yet, allowed any
-    /// scope, and granted no scope when it asks for none.
-    pub fn new(client_id: impl Into<String>) -> Self {
-        Self {
-            id: client_id.into(),
-            keys: Vec::new(),
-            allowed_scopes: None,
-            default_scopes: Vec::new(),
-        }
-    }
-
-    /// Registers a public key under `kid`, bound to the algorithm its type implies: RS256 for
-    /// RSA, ES256 for P-256, EdDSA for Ed25519. `public_key_pem` is PEM SubjectPublicKeyInfo
-    /// (`-----BEGIN PUBLIC KEY-----`); it is checked by [`SandboxBuilder::build`].
-    pub fn key(mut self, kid: impl Into<String>, public_key_pem: impl Into<String>) -> Self {
-        self.keys.push(KeySpec {
-            kid: kid.into(),
-            algorithm: None,
-            pem: public_key_pem.into(),
-        });
-        self
-    }
-
-    /// Registers a public key under `kid`, bound to `algorithm` (for instance PS256 for an RSA
-    /// key). A key whose type does not fit the algorithm fails [`SandboxBuilder::build`].
-    pub fn key_with_algorithm(
-        mut self,
-        kid: impl Into<String>,
-        algorithm: Algorithm,
-        public_key_pem: impl Into<String>,
-    ) -> Self {
-        self.keys.push(KeySpec {
-            kid: kid.into(),
-            algorithm: Some(algorithm),
-            pem: public_key_pem.into(),
-        });
-        self
-    }
-
-    /// Limits the scopes this client may ask for; a request for any other is refused. Without
-    /// this call every syntactically valid scope is granted.
-    pub fn allowed_scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.allowed_scopes = Some(scopes.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The scopes granted when a request names none (no `scope` field).
-    pub fn default_scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.default_scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl fmt::Debug for RegisteredClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegisteredClient")
-            .field("id", &self.id)
-            .field(
-                "kids",
-                &self.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
-            )
-            .field("allowed_scopes", &self.allowed_scopes)
-            .field("default_scopes", &self.default_scopes)
-            .finish()
-    }
-}
-
 /// Builds a [`Sandbox`]: registered clients and the endpoint's policy.
 ///
 /// Start from [`Sandbox::builder`]; every setting has IBKR's value (or a permissive one) as its
@@ -146,6 +45,7 @@ pub struct SandboxBuilder {
     clock_offset_secs: i64,
     request_log_capacity: usize,
     max_body_bytes: usize,
+    trace: Option<TraceSink>,
 }
 
 impl Default for SandboxBuilder {
@@ -159,6 +59,7 @@ impl Default for SandboxBuilder {
             clock_offset_secs: 0,
             request_log_capacity: DEFAULT_REQUEST_LOG_CAPACITY,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            trace: None,
         }
     }
 }
@@ -221,6 +122,22 @@ impl SandboxBuilder {
     /// The largest request body read, in bytes (default 64 KiB); a larger one is refused.
     pub fn max_body_bytes(mut self, max: usize) -> Self {
         self.max_body_bytes = max;
+        self
+    }
+
+    /// Writes one line per request to stderr (on) or nothing (off, the default): the time, the
+    /// request id, the client id, the kid, the endpoint, the status and the outcome (with the
+    /// problem's detail for a refusal). No line holds an assertion, an access token, a signed
+    /// body or a key. The `ibkr-oauth-sandbox` binary switches it on.
+    pub fn trace_requests(mut self, on: bool) -> Self {
+        self.trace = on.then(TraceSink::stderr);
+        self
+    }
+
+    /// Sends the lines of [`trace_requests`](Self::trace_requests) to `sink` instead of stderr
+    /// (one call per request, the line without its newline).
+    pub fn trace_requests_to(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.trace = Some(TraceSink::to(sink));
         self
     }
 
@@ -337,6 +254,7 @@ impl SandboxBuilder {
                 iat_tolerance_secs: secs_i64(self.iat_tolerance),
                 request_log_capacity: self.request_log_capacity,
                 max_body_bytes: self.max_body_bytes,
+                trace: self.trace,
             },
             clock_offset_secs: self.clock_offset_secs,
         })
@@ -423,6 +341,7 @@ pub(crate) struct Config {
     pub(crate) iat_tolerance_secs: i64,
     pub(crate) request_log_capacity: usize,
     pub(crate) max_body_bytes: usize,
+    pub(crate) trace: Option<TraceSink>,
 }
 
 #[derive(Debug)]
@@ -436,136 +355,4 @@ pub(crate) struct KeyEntry {
 pub(crate) struct ClientPolicy {
     pub(crate) allowed_scopes: Option<Vec<String>>,
     pub(crate) default_scopes: Vec<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
-
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!("{FIXTURES}{name}")).unwrap()
-    }
-
-    #[test]
-    fn infers_the_algorithm_from_the_key_type() {
-        let sandbox = Sandbox::builder()
-            .client(
-                RegisteredClient::new("c")
-                    .key("rsa", fixture("rsa_public.pem"))
-                    .key("ec", fixture("ec_public.pem"))
-                    .key("ed", fixture("ed25519_public.pem"))
-                    .key_with_algorithm("pss", Algorithm::PS256, fixture("rsa_other_public.pem")),
-            )
-            .build()
-            .unwrap();
-        let alg = |kid: &str| sandbox.config.keys[kid].algorithm;
-        assert_eq!(alg("rsa"), Algorithm::RS256);
-        assert_eq!(alg("ec"), Algorithm::ES256);
-        assert_eq!(alg("ed"), Algorithm::EdDSA);
-        assert_eq!(alg("pss"), Algorithm::PS256);
-    }
-
-    #[test]
-    fn refuses_a_key_that_does_not_fit_its_algorithm() {
-        let err = Sandbox::builder()
-            .client(RegisteredClient::new("c").key_with_algorithm(
-                "k",
-                Algorithm::ES256,
-                fixture("rsa_public.pem"),
-            ))
-            .build()
-            .unwrap_err();
-        assert!(matches!(
-            &err,
-            Error::KeyAlgorithmMismatch { kid, algorithm: Algorithm::ES256, key_type: "RSA", fits }
-                if kid == "k" && fits == "RS256 or PS256"
-        ));
-        assert_eq!(
-            err.to_string(),
-            "public key \"k\": a RSA key cannot verify ES256; register it for RS256 or PS256 or \
-             register a key of the right type"
-        );
-    }
-
-    #[test]
-    fn refuses_duplicates_and_empty_configurations() {
-        let ed = fixture("ed25519_public.pem");
-        assert!(matches!(Sandbox::builder().build(), Err(Error::NoClient)));
-        assert!(matches!(
-            Sandbox::builder().client(RegisteredClient::new("c")).build(),
-            Err(Error::ClientWithoutKey { client_id }) if client_id == "c"
-        ));
-        assert!(matches!(
-            Sandbox::builder().client_key("a", "main", ed.clone()).client_key("b", "main", ed.clone()).build(),
-            Err(Error::DuplicateKid { kid }) if kid == "main"
-        ));
-        assert!(matches!(
-            Sandbox::builder().client_key("a", "k1", ed.clone()).client_key("a", "k2", ed.clone()).build(),
-            Err(Error::DuplicateClient { client_id }) if client_id == "a"
-        ));
-        assert!(matches!(
-            Sandbox::builder().client_key("", "k", ed.clone()).build(),
-            Err(Error::InvalidSetting {
-                setting: "client id",
-                ..
-            })
-        ));
-        assert!(matches!(
-            Sandbox::builder().client_key("c", "", ed.clone()).build(),
-            Err(Error::InvalidSetting { setting: "kid", .. })
-        ));
-    }
-
-    #[test]
-    fn refuses_out_of_range_settings() {
-        let ed = fixture("ed25519_public.pem");
-        let base = || Sandbox::builder().client_key("c", "k", ed.clone());
-        let setting = |b: SandboxBuilder| match b.build() {
-            Err(Error::InvalidSetting { setting, .. }) => setting,
-            other => panic!("unexpected {other:?}"),
-        };
-        assert_eq!(setting(base().audience("")), "audience");
-        assert_eq!(
-            setting(base().expires_in(Duration::from_millis(500))),
-            "expires_in"
-        );
-        assert_eq!(
-            setting(base().max_assertion_lifetime(Duration::ZERO)),
-            "max_assertion_lifetime"
-        );
-        assert_eq!(setting(base().max_body_bytes(10)), "max_body_bytes");
-        let scoped =
-            |c: RegisteredClient| setting(Sandbox::builder().client(c.key("k", ed.clone())));
-        assert_eq!(
-            scoped(RegisteredClient::new("c").allowed_scopes(["a b"])),
-            "scopes"
-        );
-        assert_eq!(
-            scoped(
-                RegisteredClient::new("c")
-                    .allowed_scopes(["a.read"])
-                    .default_scopes(["b.read"])
-            ),
-            "default_scopes"
-        );
-    }
-
-    #[test]
-    fn handles_cross_threads() {
-        fn send_sync<T: Send + Sync>() {}
-        send_sync::<Sandbox>();
-        send_sync::<SandboxBuilder>();
-        send_sync::<RunningSandbox>();
-        send_sync::<crate::RecordedRequest>();
-        send_sync::<Error>();
-    }
-
-    #[test]
-    fn debug_shows_no_key_material() {
-        let client = RegisteredClient::new("c").key("main", fixture("ed25519_public.pem"));
-        let shown = format!("{client:?}");
-        assert!(shown.contains("main") && !shown.contains("BEGIN"));
-    }
 }

@@ -1,0 +1,150 @@
+//! The HTTP side: the accept loop, the routes, and (in submodules) the shared state, the
+//! handlers of the token endpoint and of the echo endpoints, and the running sandbox's handle.
+//!
+//! Connections are served by hyper directly (not `axum::serve`) so that a handler can make the
+//! connection close without an answer: a fault that `axum::serve` cannot produce.
+
+mod echo;
+mod handle;
+mod shared;
+mod token;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::http::header::DATE;
+use axum::routing::{get, post};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::ServiceExt as _;
+
+pub use handle::RunningSandbox;
+use shared::{CloseConnection, Shared, stopped};
+
+use crate::clock::Clock;
+use crate::log::RequestLog;
+use crate::protocol::{ECHO_HTTPS_PATH, ECHO_SIGNED_JWT_PATH, TOKEN_PATH};
+use crate::token::Minter;
+use crate::{Error, Sandbox};
+
+/// How long shutdown waits for a connection to finish after asking it to close; then it is
+/// dropped. Without it a client that sent part of a request head would hold shutdown forever.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The service error that makes hyper drop the connection without answering.
+#[derive(Debug)]
+struct ClosedOnPurpose;
+
+impl fmt::Display for ClosedOnPurpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection closed by an injected fault or by shutdown")
+    }
+}
+
+impl std::error::Error for ClosedOnPurpose {}
+
+pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningSandbox, Error> {
+    crate::crypto::ensure_provider();
+    let minter = Minter::new()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let Sandbox {
+        config,
+        clock_offset_secs,
+    } = sandbox;
+    let shared = Arc::new(Shared {
+        log: Mutex::new(RequestLog::new(config.request_log_capacity)),
+        config,
+        clock: Clock::new(clock_offset_secs),
+        minter,
+        faults: Mutex::new(VecDeque::new()),
+        received: watch::Sender::new(0),
+        tokens_issued: AtomicU64::new(0),
+        seen_jtis: Mutex::new(HashMap::new()),
+        revoked_jtis: Mutex::new(HashSet::new()),
+        revoked_through: AtomicU64::new(0),
+        next_request: AtomicU64::new(1),
+        shutdown: watch::Sender::new(false),
+    });
+    let router = Router::new()
+        .route(TOKEN_PATH, post(token::token_endpoint))
+        .route(ECHO_HTTPS_PATH, get(echo::echo_https))
+        .route(ECHO_SIGNED_JWT_PATH, post(echo::echo_signed_jwt))
+        .method_not_allowed_fallback(echo::method_not_allowed)
+        .fallback(echo::not_found)
+        .with_state(Arc::clone(&shared));
+    let task = tokio::spawn(accept_loop(listener, router, Arc::clone(&shared)));
+    tracing::debug!(%local_addr, "sandbox started");
+    Ok(RunningSandbox::new(shared, local_addr, task))
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopped(&mut shutdown) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, router.clone(), Arc::clone(&shared)));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "sandbox: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+async fn serve_connection(stream: TcpStream, router: Router, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            let shared = Arc::clone(&shared);
+            async move {
+                let Ok(mut response) = router.oneshot(request).await;
+                if response.extensions().get::<CloseConnection>().is_some() {
+                    return Err(ClosedOnPurpose);
+                }
+                // The sandbox's clock, not hyper's: clients measure their skew from this header.
+                if let Ok(date) = HeaderValue::from_str(&shared.clock.http_date()) {
+                    response.headers_mut().insert(DATE, date);
+                }
+                Ok(response)
+            }
+        });
+    // No header read timeout (and so no timer): hyper arms it on idle keep-alive connections
+    // too, and under tokio's paused time (the SDK's tests) it would close pooled connections
+    // at random points of a test. A loopback test server has no slow-loris to fear.
+    let connection = http1::Builder::new()
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stopped(&mut shutdown) => {
+            connection.as_mut().graceful_shutdown();
+            // Past the grace the connection is dropped, and with it any handler it runs.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! [`BearerAuth`]: a reqwest-middleware middleware that puts `Authorization: Bearer ...` on
+//! requests to the IBKR API from any [`TokenSource`], and recovers once from a 401.
+//!
+//! ```no_run
+//! # async fn run(provider: ibkr_oauth::provider::TokenProvider) -> Result<(), Box<dyn std::error::Error>> {
+//! use ibkr_oauth::middleware::BearerAuth;
+//!
+//! let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(BearerAuth::new(provider, ibkr_oauth::IBKR_PRODUCTION)?)
+//!     .build();
+//! let accounts = api
+//!     .get("https://api.ibkr.com/v1/api/portfolio/accounts")
+//!     .send()
+//!     .await?;
+//! # let _ = accounts;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::header::AUTHORIZATION;
+use http::{Extensions, StatusCode};
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+use url::Url;
+
+use crate::client::is_loopback;
+use crate::error::ConfigError;
+use crate::source::TokenSource;
+use crate::token::Token;
+
+/// Attaches the current token to every request for the configured API origin.
+///
+/// - **Only to the API's origin** (scheme, host and port of the base URL given to
+///   [`new`](Self::new)): a request to any other host, an absolute URL elsewhere, or plain
+///   http (unless the API is on a loopback host) goes out without the token. Build the client
+///   without redirects, or keep reqwest's default policy, which drops `Authorization` when a
+///   redirect leaves the origin.
+/// - **401 recovery**: on a 401 the token is reported to the source
+///   ([`TokenSource::invalidate`]) and the request is sent once more with a fresh token, if its
+///   body can be cloned (not a stream). Never more than once: a second 401 goes to the caller.
+#[derive(Clone)]
+pub struct BearerAuth {
+    source: Arc<dyn TokenSource>,
+    origin: url::Origin,
+}
+
+impl BearerAuth {
+    /// A middleware that takes tokens from `source` for the API at `api_base_url` (e.g.
+    /// [`IBKR_PRODUCTION`](crate::IBKR_PRODUCTION)).
+    ///
+    /// # Errors
+    /// [`ConfigError::Client`] when `api_base_url` is not a URL, or is plain http to a host
+    /// that is not loopback (the token would cross the network in clear).
+    pub fn new(
+        source: impl TokenSource + 'static,
+        api_base_url: &str,
+    ) -> Result<Self, ConfigError> {
+        Self::from_arc(Arc::new(source), api_base_url)
+    }
+
+    /// As [`new`](Self::new), for a source already shared.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn from_arc(source: Arc<dyn TokenSource>, api_base_url: &str) -> Result<Self, ConfigError> {
+        let url = Url::parse(api_base_url).map_err(|e| {
+            ConfigError::Client(format!(
+                "the API base URL is not a URL ({e}); pass e.g. https://api.ibkr.com"
+            ))
+        })?;
+        if !is_safe(&url) {
+            return Err(ConfigError::Client(
+                "the API base URL must be https (plain http only to a loopback host): the token \
+                 would cross the network in clear"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            source,
+            origin: url.origin(),
+        })
+    }
+
+    /// Whether a request to `url` gets the token.
+    fn applies_to(&self, url: &Url) -> bool {
+        url.origin() == self.origin && is_safe(url)
+    }
+}
+
+/// https, or http to a loopback host.
+fn is_safe(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => url.host().is_some_and(|host| is_loopback(&host)),
+        _ => false,
+    }
+}
+
+fn authorize(request: &mut Request, token: &Token) {
+    request
+        .headers_mut()
+        .insert(AUTHORIZATION, token.authorization_header());
+}
+
+#[async_trait::async_trait]
+impl Middleware for BearerAuth {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        if !self.applies_to(request.url()) {
+            // Not the API: whatever the caller set stays, but never our token.
+            return next.run(request, extensions).await;
+        }
+        let token = self
+            .source
+            .access_token()
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let again = request.try_clone();
+        authorize(&mut request, &token);
+        let response = next.clone().run(request, extensions).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        self.source.invalidate(&token).await;
+        let Some(mut again) = again else {
+            tracing::debug!("the API refused the token (401); the body cannot be resent");
+            return Ok(response);
+        };
+        let fresh = match self.source.access_token().await {
+            Ok(fresh) => fresh,
+            // No new token: the caller gets the 401 it already has.
+            Err(error) => {
+                tracing::warn!(error = %error, "the API refused the token (401) and no new one could be had");
+                return Ok(response);
+            }
+        };
+        tracing::info!(
+            "the API refused the token (401); sending the request once more with a new one"
+        );
+        drop(response);
+        authorize(&mut again, &fresh);
+        next.run(again, extensions).await
+    }
+}
+
+impl fmt::Debug for BearerAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("source", &self.source)
+            .field("origin", &self.origin.ascii_serialization())
+            .finish()
+    }
+}
