@@ -73,6 +73,12 @@ struct State {
     /// The fingerprints of the tokens last reported refused here: an entry holding one counts
     /// as missing (its compare-and-delete may not have reached Redis).
     refused: Vec<[u8; FINGERPRINT_LEN]>,
+    /// The fingerprint of the token this process last took from Redis or fetched: when the
+    /// provider asks again and the entry still holds it, the provider is refreshing (its
+    /// deadlines count from before the read, so they come a little before the entry's own
+    /// margin): the entry counts as due, not fresh, or the provider would come back for it
+    /// again and again as expiry nears.
+    handed: Option<[u8; FINGERPRINT_LEN]>,
 }
 
 /// What the entry in Redis is, for this process.
@@ -166,9 +172,12 @@ impl SharedFetch {
 #[async_trait::async_trait]
 impl Fetch for SharedFetch {
     async fn fetch(&self, context: FetchContext) -> Result<Token, Error> {
-        let result = self.inner.shared(context).await;
+        let inner = &self.inner;
+        let result = inner.shared(context).await;
         if let Ok(token) = &result {
-            metrics::seconds_until_expiry(&self.inner.name, token);
+            metrics::seconds_until_expiry(&inner.name, token);
+            let fingerprint = entry::fingerprint(&inner.key, token.access_token().expose_secret());
+            inner.lock().handed = Some(fingerprint);
         }
         result
     }
@@ -342,10 +351,14 @@ impl Inner {
             Err(why) => return Ok(Entry::Unreadable(why)),
         };
         let fingerprint = entry::fingerprint(&self.key, plain.access_token.expose_secret());
-        if self.lock().refused.contains(&fingerprint) {
-            return Ok(Entry::Missing);
-        }
-        let due = read.ttl <= self.settings.margin(plain.lifetime);
+        let handed_already = {
+            let state = self.lock();
+            if state.refused.contains(&fingerprint) {
+                return Ok(Entry::Missing);
+            }
+            state.handed == Some(fingerprint)
+        };
+        let due = handed_already || read.ttl <= self.settings.margin(plain.lifetime);
         let Ok(token) = token_from(plain, read.ttl) else {
             return Ok(Entry::Unreadable(Unreadable::Payload));
         };
