@@ -32,6 +32,8 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     paused: bool,
+    /// Extra arguments (TLS, a password); with them the server is only checked to listen.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -42,16 +44,40 @@ impl RedisServer {
             port,
             child: None,
             paused: false,
+            extra: Vec::new(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts a server with extra arguments: `{port}` in them is replaced by its free port,
+    /// and the plain port is off when they hold `--tls-port`. Waits until it listens.
+    pub fn start_with(args: &[&str]) -> Self {
+        let port = free_port();
+        let mut server = Self {
+            port,
+            child: None,
+            paused: false,
+            extra: args
+                .iter()
+                .map(|a| a.replace("{port}", &port.to_string()))
+                .collect(),
         };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
+        let tls = self.extra.iter().any(|a| a == "--tls-port");
+        let plain_port = if tls {
+            "0".to_owned()
+        } else {
+            self.port.to_string()
+        };
         let child = Command::new("redis-server")
             .args([
                 "--port",
-                &self.port.to_string(),
+                &plain_port,
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -61,12 +87,20 @@ impl RedisServer {
                 "--protected-mode",
                 "yes",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server (scripts/ensure-redis installs it)");
         self.child = Some(child);
         let started = Instant::now();
+        if !self.extra.is_empty() {
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                assert!(started.elapsed() < LIMIT, "redis-server did not listen");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
         loop {
             if let Ok(mut c) = self.connection()
                 && redis::cmd("PING").query::<String>(&mut c).is_ok()

@@ -75,6 +75,7 @@ impl RedisTokenSource {
             refresh_fraction: DEFAULT_REFRESH_FRACTION,
             retry_policy: None,
             failure_cooldown: DEFAULT_FAILURE_COOLDOWN,
+            tls_root: None,
         }
     }
 
@@ -159,9 +160,17 @@ pub struct RedisTokenSourceBuilder {
     refresh_fraction: f64,
     retry_policy: Option<RetryPolicy>,
     failure_cooldown: Duration,
+    tls_root: Option<Vec<u8>>,
 }
 
 impl RedisTokenSourceBuilder {
+    /// For `rediss://`: trust the certificate authorities in this PEM (one or more
+    /// certificates) instead of the system's roots, e.g. a private CA of your Redis.
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
     /// The prefix of the Redis keys (default `ibkr-oauth:`), e.g. one per environment.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
@@ -228,8 +237,28 @@ impl RedisTokenSourceBuilder {
     /// [`Error::InvalidConfig`] for an empty or odd cache name or a zero timeout or lease.
     pub fn build(self) -> Result<RedisTokenSource, Error> {
         let redis = redacted_url(&self.redis_url)?;
-        let client = redis::Client::open(self.redis_url.as_str()).map_err(|e| {
-            Error::InvalidUrl(format!("the Redis client refused it ({:?})", e.kind()))
+        let client = match self.tls_root {
+            None => redis::Client::open(self.redis_url.as_str()),
+            Some(pem) => {
+                if !self.redis_url.starts_with("rediss://") {
+                    return Err(Error::InvalidConfig(
+                        "tls_root_certificates is set but the URL is not rediss://".into(),
+                    ));
+                }
+                redis::Client::build_with_tls(
+                    self.redis_url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+        }
+        .map_err(|e| {
+            Error::InvalidUrl(format!(
+                "the Redis client refused it or its TLS roots ({:?})",
+                e.kind()
+            ))
         })?;
         check_name("cache name", &self.cache_name, false)?;
         check_name("key prefix", &self.key_prefix, true)?;
