@@ -42,6 +42,17 @@ pub enum Error {
     /// Waiting for Ctrl-C failed.
     #[error("could not wait for Ctrl-C")]
     Signal(#[source] std::io::Error),
+    /// The local token agent could not listen or serve (the message says why and what to do).
+    #[error("{0}")]
+    Agent(String),
+    /// `doctor` found a failing check (its report, already printed, says what to do).
+    #[error("doctor: the {first} check failed; see the report above")]
+    ChecksFailed {
+        /// The name of the first failing check.
+        first: &'static str,
+        /// The exit code of its class.
+        code: u8,
+    },
     /// Something the SDK promises did not hold (a bug to report).
     #[error("{0}; this is a bug, please report it")]
     Internal(String),

@@ -7,12 +7,16 @@
 //! ibkr-oauth keygen --out keys/         # a key pair to register with IBKR
 //! ibkr-oauth sandbox                    # a local token endpoint, until Ctrl-C
 //! ibkr-oauth token                      # a token: summary, --json, or --raw for scripts
+//! ibkr-oauth doctor                     # check a setup step by step (--json for machines)
+//! ibkr-oauth jwk                        # the public JWK and RFC 7638 thumbprint of a key
 //! ibkr-oauth assertion --decode         # what a signed assertion carries
+//! ibkr-oauth completions bash           # a shell completion script
 //! ```
 //!
-//! `token` and `assertion` read their settings from flags or the environment:
-//! `IBKR_CLIENT_ID`, `IBKR_KEY_ID`, `IBKR_PRIVATE_KEY` (a path or the PEM text),
-//! `IBKR_SCOPE`, `IBKR_BASE_URL`, `IBKR_AUDIENCE`, `IBKR_ALG` (see [`config`]).
+//! `token`, `doctor`, `assertion` and `jwk` read their settings from flags or the environment
+//! (through the SDK's `Config`): `IBKR_CLIENT_ID`, `IBKR_KEY_ID`, `IBKR_PRIVATE_KEY` (a path or
+//! the PEM text), `IBKR_PRIVATE_KEY_PASSPHRASE`, `IBKR_SCOPE`, `IBKR_BASE_URL`,
+//! `IBKR_AUDIENCE`, `IBKR_ALG` (see [`config`]). `-v`/`-vv`/`-vvv` or `RUST_LOG` log to stderr.
 //!
 //! # Exit codes
 //! | code | meaning |
@@ -36,12 +40,15 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod exit;
 pub mod output;
+pub mod passphrase;
+pub mod verbose;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -66,6 +73,8 @@ where
         Ok(cli) => cli,
         Err(e) => return exit::for_clap_error(&e, stdout, stderr),
     };
+    // A current-thread runtime: every event of the run is on this thread, under this guard.
+    let _logging = verbose::init(cli.verbose);
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

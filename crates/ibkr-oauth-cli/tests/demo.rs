@@ -9,7 +9,7 @@ use common::{assert_no_jwt_or_key, cli, run};
 fn the_demo_runs_the_whole_flow_and_exits_0() {
     let out = run(cli().arg("demo"));
     let stdout = out.assert_success();
-    for step in 1..=8 {
+    for step in 1..=9 {
         assert!(
             stdout.contains(&format!("\n{step}. ")),
             "step {step}: {stdout}"
@@ -19,8 +19,13 @@ fn the_demo_runs_the_whole_flow_and_exits_0() {
     assert!(stdout.contains("-> 200"), "{stdout}");
     assert!(stdout.contains("500 then 200"), "{stdout}");
     assert!(stdout.contains(r#"unknown kid "retired-key""#), "{stdout}");
+    assert!(stdout.contains("[ok]   echo/signed-jwt"), "{stdout}");
     assert!(
-        stdout.contains("done: 5 requests, 3 tokens issued"),
+        stdout.contains("no check failed: 8 passed, 0 skipped"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("done: 8 requests, 4 tokens issued"),
         "{stdout}"
     );
     assert!(stdout.contains("[redacted]"), "{stdout}");
@@ -39,7 +44,16 @@ fn the_demo_with_another_algorithm() {
 fn help_lists_the_commands_and_the_exit_codes() {
     let out = run(cli().arg("--help"));
     let stdout = out.assert_success();
-    for command in ["token", "assertion", "keygen", "sandbox", "demo"] {
+    for command in [
+        "token",
+        "doctor",
+        "assertion",
+        "jwk",
+        "keygen",
+        "sandbox",
+        "demo",
+        "completions",
+    ] {
         assert!(stdout.contains(command), "{stdout}");
     }
     for code in [

@@ -67,9 +67,10 @@ impl SandboxProcess {
         run(command.arg("token").args(args))
     }
 
-    /// Ctrl-C, as a user stops it; returns the exit code and the rest of the output.
+    /// Ctrl-C, as a user stops it; returns the exit code, the rest of the output and stderr
+    /// (the trace lines).
     #[cfg(unix)]
-    fn interrupt(mut self) -> (Option<i32>, String) {
+    fn interrupt(mut self) -> (Option<i32>, String, String) {
         let sent = std::process::Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()
@@ -79,7 +80,12 @@ impl SandboxProcess {
         }
         let mut rest = String::new();
         let _ = std::io::Read::read_to_string(&mut self.stdout, &mut rest);
-        (self.child.wait().ok().and_then(|s| s.code()), rest)
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        (code, rest, stderr)
     }
 }
 
@@ -129,9 +135,19 @@ fn a_generated_key_pair_and_the_settings_to_use_it() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (code, rest) = sandbox.interrupt();
+        let (code, rest, stderr) = sandbox.interrupt();
         assert_eq!(code, Some(0), "{rest}");
         assert_eq!(rest, "# sandbox stopped\n");
+        // One trace line per request (two token requests), and no secret in them.
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{stderr}");
+        for line in lines {
+            assert!(
+                line.contains("client=\"my-app\" kid=\"main\"") && line.contains("status=200"),
+                "{line}"
+            );
+        }
+        assert!(!common::contains_jwt(&stderr), "{stderr}");
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{decode_jws, emit};
 use crate::cli::AssertionArgs;
-use crate::config;
+use crate::config::Settings;
 use crate::error::Error;
 use crate::output::{self, LocalTime};
 
@@ -16,7 +16,7 @@ use crate::output::{self, LocalTime};
 /// # Errors
 /// Configuration, key and signing errors.
 pub fn run(args: &AssertionArgs, local: &LocalTime, out: &mut dyn Write) -> Result<(), Error> {
-    let signer = config::signer(&args.client)?;
+    let signer = Settings::new(&args.signer, None)?.signer()?;
     let assertion = signer.sign()?;
     let compact = assertion.expose_secret();
     if args.raw {

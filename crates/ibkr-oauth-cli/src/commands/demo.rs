@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ibkr_oauth::provider::{RetryPolicy, TokenProvider};
-use ibkr_oauth::{ExposeSecret, PrivateKey, Signer, Token, TokenClient, TokenRequest};
+use ibkr_oauth::{
+    Config, ExposeSecret, PrivateKey, SecretString, Signer, Token, TokenClient, TokenRequest,
+};
 use ibkr_oauth_sandbox::{Fault, Outcome, RegisteredClient, RunningSandbox, Sandbox};
 
-use super::{decode_jws, describe_key, emit};
+use super::{decode_jws, describe_key, doctor, emit};
 use crate::cli::DemoArgs;
-use crate::config::USER_AGENT;
+use crate::config::{Settings, USER_AGENT};
 use crate::error::Error;
 use crate::output::{self, LocalTime};
 
@@ -50,7 +52,7 @@ pub async fn run(args: &DemoArgs, local: &LocalTime, out: &mut dyn Write) -> Res
     // 2. The sandbox, with the public key registered under a kid.
     let registered = RegisteredClient::new(CLIENT_ID)
         .key_with_algorithm(KEY_ID, args.alg.as_str().parse()?, key.public_key_pem())
-        .allowed_scopes([SCOPE]);
+        .allowed_scopes([SCOPE, "echo.read", "echo.write"]);
     let sandbox = Sandbox::builder().client(registered).start().await?;
     step(
         out,
@@ -63,6 +65,8 @@ pub async fn run(args: &DemoArgs, local: &LocalTime, out: &mut dyn Write) -> Res
     )?;
 
     // 3. One assertion, decoded: what every token request carries.
+    // Kept for the doctor step, which reads the key as a user's setting (wiped on drop).
+    let mut key_pem = Some(key.to_pkcs8_pem()?);
     let signer = Signer::builder(CLIENT_ID, KEY_ID, key)
         .algorithm(args.alg)
         .build()?;
@@ -183,6 +187,31 @@ pub async fn run(args: &DemoArgs, local: &LocalTime, out: &mut dyn Write) -> Res
         ),
     )?;
 
+    // 9. The setup checker, as `ibkr-oauth doctor` runs it against IBKR.
+    let pem = key_pem.take().unwrap_or_default();
+    let config = Config::new()
+        .client_id(CLIENT_ID)
+        .key_id(KEY_ID)
+        .private_key(SecretString::from(pem.as_str().to_owned()))
+        .algorithm(args.alg.as_str())
+        .scope(DOCTOR_SCOPES)
+        .base_url(sandbox.base_url());
+    let (report, base_url) = doctor::checks(Ok(Settings::from_config(config)), local).await;
+    let text = report.text(&doctor::heading(&base_url));
+    expect(
+        report.first_failure().is_none(),
+        &format!("doctor found a failure:\n{text}"),
+    )?;
+    step(
+        out,
+        9,
+        &format!(
+            "`ibkr-oauth doctor` checks a setup step by step (here the sandbox's, asking for \
+             {DOCTOR_SCOPES:?}):\n{}",
+            indent(&text)
+        ),
+    )?;
+
     let requests = sandbox.request_count();
     let issued = sandbox.tokens_issued();
     sandbox.shutdown().await;
@@ -194,6 +223,17 @@ pub async fn run(args: &DemoArgs, local: &LocalTime, out: &mut dyn Write) -> Res
              `ibkr-oauth token`;\nor `ibkr-oauth sandbox` to develop against a local endpoint.\n"
         ),
     )
+}
+
+/// The scopes the doctor step asks for: both echo endpoints.
+const DOCTOR_SCOPES: &str = "echo.read echo.write";
+
+/// Each line indented for a step.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("     {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Writes one numbered step.

@@ -53,28 +53,36 @@ pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), Error> {
     let paths = KeyPaths::resolve(&args.files, Path::new("."));
     // Refuse before generating: an RSA key takes a moment, and nothing is written half.
     check_free(&paths, args.files.force)?;
-    let key = PrivateKey::generate(args.alg)?;
+    let algorithm =
+        crate::config::algorithm_from(std::env::var(ibkr_oauth::env_vars::ALG).ok(), args.alg)?
+            .unwrap_or_default();
+    let key = PrivateKey::generate(algorithm)?;
     write_key_pair(&key, &paths, args.files.force)?;
     let private = absolute(&paths.private);
     let public = absolute(&paths.public);
     let mut text = format!(
         "generated an {} key pair for {}\n  private key: {} (mode 0600: keep it secret, never \
          share it)\n  public key:  {}\n\nRegister this public key with IBKR under the key id \
-         (kid) {:?}:\n{}\n\nThen configure the client:\n  export {}\n  export {}\n  export \
+         (kid) {:?}:\n{}\n\n{}\nThen configure the client:\n  export {}\n  export {}\n  export \
          IBKR_CLIENT_ID=...   # the client id IBKR gives you\n",
         describe_key(&key),
-        args.alg,
+        algorithm,
         private.display(),
         public.display(),
         args.key_id,
         key.public_key_pem().trim_end(),
+        super::jwk::describe(
+            &key,
+            &key.public_jwk(&args.key_id, algorithm)?,
+            &key.thumbprint()?
+        ),
         shell_assignment("IBKR_KEY_ID", &args.key_id),
         shell_assignment("IBKR_PRIVATE_KEY", &private.to_string_lossy()),
     );
-    if needs_alg_setting(args.alg) {
+    if needs_alg_setting(algorithm) {
         text.push_str(&format!(
             "  export {}\n",
-            shell_assignment("IBKR_ALG", args.alg.as_str())
+            shell_assignment("IBKR_ALG", algorithm.as_str())
         ));
     }
     emit(out, &text)

@@ -1,7 +1,10 @@
 //! One module a subcommand; [`run`] dispatches.
 
 pub mod assertion;
+pub mod completions;
 pub mod demo;
+pub mod doctor;
+pub mod jwk;
 pub mod keygen;
 pub mod sandbox;
 pub mod token;
@@ -26,6 +29,9 @@ pub async fn run(cli: Cli, local: LocalTime, out: &mut dyn Write) -> Result<(), 
     match cli.command {
         Command::Token(args) => token::run(&args, &local, out).await,
         Command::Assertion(args) => assertion::run(&args, &local, out),
+        Command::Doctor(args) => doctor::run(&args, &local, out).await,
+        Command::Jwk(args) => jwk::run(&args, out),
+        Command::Completions(args) => completions::run(&args, out),
         Command::Keygen(args) => keygen::run(&args, out),
         Command::Sandbox(args) => sandbox::run(&args, out).await,
         Command::Demo(args) => demo::run(&args, &local, out).await,

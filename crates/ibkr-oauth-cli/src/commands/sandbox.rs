@@ -67,7 +67,12 @@ pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
         .client(client)
         .audience(&args.audience)
         .expires_in(Duration::from_secs(args.expires_in))
-        .start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+        // One line per request on stderr: time, client id, kid, outcome, status; no secret.
+        .trace_requests(true)
+        .start_on(SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            args.port.unwrap_or(0),
+        )))
         .await?;
     // Written only now that the port is bound: a start that fails (a busy --port) leaves no
     // files behind that a retry without --force would refuse to overwrite.

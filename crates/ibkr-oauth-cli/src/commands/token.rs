@@ -6,7 +6,7 @@ use ibkr_oauth::ExposeSecret;
 
 use super::emit;
 use crate::cli::TokenArgs;
-use crate::config;
+use crate::config::Settings;
 use crate::error::Error;
 use crate::output::{self, LocalTime};
 
@@ -16,10 +16,11 @@ use crate::output::{self, LocalTime};
 /// Configuration errors before any I/O; the token request's error (a problem, a transport
 /// failure, an invalid response) after.
 pub async fn run(args: &TokenArgs, local: &LocalTime, out: &mut dyn Write) -> Result<(), Error> {
-    let client = config::client(&args.client)?;
-    let signer = config::signer(&args.client)?;
+    let mut settings = Settings::new(&args.signer, Some(&args.request))?;
+    let client = settings.client()?;
+    let signer = settings.signer()?;
     // Signed last, so that the assertion is as fresh as it can be when it leaves.
-    let request = config::request(&args.client, &signer)?;
+    let request = settings.request(&signer)?;
     let token = client.request_token(&request).await?;
     let text = if args.raw {
         format!("{}\n", token.access_token().expose_secret())

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use ibkr_oauth::{Algorithm, ExposeSecret, PrivateKey};
-use ibkr_oauth_sandbox::{RunningSandbox, Sandbox};
+use ibkr_oauth_sandbox::{RegisteredClient, RunningSandbox, Sandbox};
 use tempfile::TempDir;
 
 /// The binary under test.
@@ -17,7 +17,9 @@ pub const CLIENT_ID: &str = "cli-test-client";
 pub const KEY_ID: &str = "main";
 
 /// Every variable the command reads: removed so that the caller's environment never leaks in.
-pub const VARS: [&str; 7] = [
+pub const VARS: [&str; 9] = [
+    "IBKR_PRIVATE_KEY_PASSPHRASE",
+    "RUST_LOG",
     "IBKR_CLIENT_ID",
     "IBKR_KEY_ID",
     "IBKR_PRIVATE_KEY",
@@ -121,6 +123,15 @@ impl TestSandbox {
     }
 
     pub fn start_with(algorithm: Algorithm) -> Self {
+        Self::start_client(algorithm, |client| client)
+    }
+
+    /// A sandbox whose one client `configure` shapes (scopes...), its key registered under
+    /// [`KEY_ID`].
+    pub fn start_client(
+        algorithm: Algorithm,
+        configure: impl FnOnce(RegisteredClient) -> RegisteredClient,
+    ) -> Self {
         let key = PrivateKey::generate(algorithm).expect("a key");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let private_key = dir.path().join("private.pem");
@@ -134,7 +145,9 @@ impl TestSandbox {
         let running = runtime
             .block_on(
                 Sandbox::builder()
-                    .client_key(CLIENT_ID, KEY_ID, key.public_key_pem())
+                    .client(configure(
+                        RegisteredClient::new(CLIENT_ID).key(KEY_ID, key.public_key_pem()),
+                    ))
                     .start(),
             )
             .expect("the sandbox starts");

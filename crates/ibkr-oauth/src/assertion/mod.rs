@@ -15,6 +15,7 @@
 
 mod algorithm;
 mod error;
+mod jwk; // the public key as a JWK, and its RFC 7638 thumbprint
 mod jws;
 mod key;
 mod key_parse;

@@ -1,0 +1,206 @@
+//! The local token agent behind `ibkr-oauth serve`: one [`TokenSource`] (a `TokenProvider`, or
+//! the Redis-shared source) behind a small HTTP server, so that programs in any language on
+//! this host share one token instead of each fetching its own.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /token` | `200 {"access_token", "token_type", "expires_at" (Unix seconds), "scope"}` |
+//! | `POST /token/invalidate` | body `{"access_token": "<the refused token>"}`: `200 {"invalidated": bool}` |
+//! | `GET /healthz` | `200 {"status": "ok", "expires_at"}` while a valid token can be had, else `503` |
+//!
+//! It listens on a unix socket (mode 0600, or 0660 for a group the user names) or on a
+//! loopback TCP port with a required secret header ([`SECRET_HEADER`]); it refuses to bind
+//! anything else. The token is never logged.
+//!
+//! ```text
+//! curl --unix-socket "$XDG_RUNTIME_DIR/ibkr-oauth.sock" http://agent/token
+//! ```
+//! ```text
+//! # Python (requests-unixsocket, or the standard library):
+//! import http.client, json, socket
+//! class Unix(http.client.HTTPConnection):
+//!     def connect(self):
+//!         self.sock = socket.socket(socket.AF_UNIX); self.sock.connect(PATH)
+//! c = Unix("agent"); c.request("GET", "/token"); token = json.load(c.getresponse())["access_token"]
+//! ```
+//! ```text
+//! // Node:
+//! http.get({ socketPath: path, path: "/token" }, res => { /* JSON: access_token ... */ });
+//! ```
+
+mod listen;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ibkr_oauth::{ExposeSecret, SecretString, Token, TokenSource};
+use serde_json::{Value, json};
+
+pub use listen::{Bound, Listen, SECRET_HEADER, default_socket_path};
+
+use crate::error::Error;
+
+/// What every request handler shares.
+#[derive(Clone)]
+struct Shared {
+    source: Arc<dyn TokenSource>,
+    /// Required in [`SECRET_HEADER`] on loopback TCP; `None` on a unix socket (the file's
+    /// permissions guard it).
+    secret: Option<Arc<SecretString>>,
+}
+
+/// Serves `source` on `bound` until `shutdown` completes, then removes the socket file.
+///
+/// # Errors
+/// [`Error::Agent`] if serving fails.
+pub async fn serve(
+    source: Arc<dyn TokenSource>,
+    bound: Bound,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (listener, secret) = bound.into_parts();
+    let shared = Shared {
+        source,
+        secret: secret.map(Arc::new),
+    };
+    let router = Router::new()
+        .route("/token", get(token))
+        .route("/token/invalidate", post(invalidate))
+        .route("/healthz", get(healthz))
+        .with_state(shared);
+    listener.serve(router, shutdown).await
+}
+
+/// Refuses a loopback TCP request without the secret (constant-time comparison): the
+/// refusal to send, or `None` to go on.
+fn refused(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let secret = shared.secret.as_ref()?;
+    let given = headers
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if constant_time_eq(given, secret.expose_secret().as_bytes()) {
+        None
+    } else {
+        tracing::warn!("refused a request without the agent's secret header");
+        Some(problem(
+            StatusCode::UNAUTHORIZED,
+            &format!("the {SECRET_HEADER} header is missing or wrong"),
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn problem(status: StatusCode, detail: &str) -> Response {
+    let body = json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn expires_at(token: &Token) -> u64 {
+    token
+        .expires_at()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The source's error as the agent's answer: 502 for the token server's refusals and
+/// failures (the agent itself works), 503 otherwise. Server text is already sanitised.
+fn source_failed(error: &ibkr_oauth::Error) -> Response {
+    let status = match error.kind() {
+        ibkr_oauth::ErrorKind::Refused
+        | ibkr_oauth::ErrorKind::Transport
+        | ibkr_oauth::ErrorKind::InvalidResponse => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    tracing::warn!(error = %error, "no token to hand out");
+    problem(status, &ibkr_oauth::sanitize(&error.to_string(), 500))
+}
+
+async fn token(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refused(&shared, &headers) {
+        return refusal;
+    }
+    match shared.source.access_token().await {
+        Ok(token) => {
+            tracing::debug!(expires_at = expires_at(&token), "handed out the token");
+            let body = json!({
+                "access_token": token.access_token().expose_secret(),
+                "token_type": token.token_type().unwrap_or("Bearer"),
+                "expires_at": expires_at(&token),
+                "scope": token.scope(),
+            });
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, "application/json"),
+                    (axum::http::header::CACHE_CONTROL, "no-store"),
+                ],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        Err(error) => source_failed(&error),
+    }
+}
+
+async fn invalidate(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    if let Some(refusal) = refused(&shared, &headers) {
+        return refusal;
+    }
+    let reported = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("access_token")?.as_str().map(str::to_owned));
+    let Some(reported) = reported else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "send {\"access_token\": \"<the token the API refused>\"}",
+        );
+    };
+    let token = match Token::builder(SecretString::from(reported)).build() {
+        Ok(token) => token,
+        Err(_) => return problem(StatusCode::BAD_REQUEST, "that is not a bearer token"),
+    };
+    let invalidated = shared.source.invalidate(&token).await;
+    tracing::info!(invalidated, "a client reported a refused token");
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json!({ "invalidated": invalidated }).to_string(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refused(&shared, &headers) {
+        return refusal;
+    }
+    match shared.source.access_token().await {
+        Ok(token) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json!({ "status": "ok", "expires_at": expires_at(&token) }).to_string(),
+        )
+            .into_response(),
+        Err(error) => {
+            let mut response = source_failed(&error);
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The flags of the commands that act as the client: `token`, `doctor`, `assertion`, `jwk`.
+//! Each flag names its variable in its help; the variable is read by [`ibkr_oauth::Config`].
+
+use clap::Args;
+use ibkr_oauth::{Algorithm, SecretString};
+
+use super::parse_algorithm;
+
+/// Who the client is and how it signs: shared by `token`, `doctor` and `assertion`.
+#[derive(Debug, Clone, Args)]
+pub struct SignerArgs {
+    /// The client id IBKR gave you (the assertion's iss and sub) [env: IBKR_CLIENT_ID].
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The key id the public key was registered under (the assertion's kid)
+    /// [env: IBKR_KEY_ID] [default: main].
+    #[arg(long = "key-id", visible_alias = "kid", value_name = "KID")]
+    pub key_id: Option<String>,
+    /// The private key: the path of a PEM file, or the PEM text itself [env: IBKR_PRIVATE_KEY].
+    /// An encrypted key's passphrase comes from IBKR_PRIVATE_KEY_PASSPHRASE, or is asked for
+    /// when stdin is a terminal.
+    #[arg(
+        long,
+        value_name = "PATH_OR_PEM",
+        allow_hyphen_values = true,
+        value_parser = secret
+    )]
+    pub private_key: Option<SecretString>,
+    /// The assertion's aud claim [env: IBKR_AUDIENCE] [default: /token].
+    #[arg(long, value_name = "AUD")]
+    pub audience: Option<String>,
+    /// The signature algorithm: RS256, PS256, ES256 or EdDSA [env: IBKR_ALG] [default: from
+    /// the key type].
+    #[arg(long, value_name = "ALG", value_parser = parse_algorithm)]
+    pub alg: Option<Algorithm>,
+}
+
+/// Where the client asks and for what: shared by `token` and `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct RequestArgs {
+    /// The scopes to ask for, space-delimited (e.g. "sso-sessions.write") [env: IBKR_SCOPE].
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: Option<String>,
+    /// The token server (IBKR's production server by default).
+    #[arg(
+        long,
+        value_name = "URL",
+        help = "The token server; plain http only to loopback hosts [env: IBKR_BASE_URL] \
+                [default: https://api.ibkr.com]"
+    )]
+    pub base_url: Option<String>,
+    /// Seconds allowed for each request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+/// `ibkr-oauth token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The client and its key.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// The server and the scopes.
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Print the token response as JSON (access_token redacted unless --reveal).
+    #[arg(long, conflicts_with = "raw")]
+    pub json: bool,
+    /// Print the bare access token alone, for `$(ibkr-oauth token --raw)`.
+    #[arg(long)]
+    pub raw: bool,
+    /// Show the access token in the summary or the JSON.
+    #[arg(long, conflicts_with = "raw")]
+    pub reveal: bool,
+}
+
+/// `ibkr-oauth doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The client and its key.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// The server and the scopes.
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Print the checks as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ibkr-oauth assertion`.
+#[derive(Debug, Args)]
+pub struct AssertionArgs {
+    /// The client and its key.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// Print the header and claims as JSON instead (the signature is left out).
+    #[arg(long, conflicts_with = "raw")]
+    pub decode: bool,
+    /// Print the bare compact assertion alone (a credential for its short lifetime).
+    #[arg(long)]
+    pub raw: bool,
+    /// Show the compact assertion in the summary or the JSON.
+    #[arg(long, conflicts_with = "raw")]
+    pub reveal: bool,
+}
+
+/// `ibkr-oauth jwk`.
+#[derive(Debug, Args)]
+pub struct JwkArgs {
+    /// The private key: the path of a PEM file, or the PEM text itself [env: IBKR_PRIVATE_KEY].
+    #[arg(
+        long,
+        value_name = "PATH_OR_PEM",
+        allow_hyphen_values = true,
+        value_parser = secret
+    )]
+    pub private_key: Option<SecretString>,
+    /// The key id to put in the JWK [env: IBKR_KEY_ID] [default: main].
+    #[arg(long = "key-id", visible_alias = "kid", value_name = "KID")]
+    pub key_id: Option<String>,
+    /// The JWK's alg [env: IBKR_ALG] [default: from the key type].
+    #[arg(long, value_name = "ALG", value_parser = parse_algorithm)]
+    pub alg: Option<Algorithm>,
+    /// Print {"jwk": ..., "thumbprint": ...} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Holds a flag's value as a secret from the moment it is parsed, so that `Debug` of the
+/// arguments never prints a key given as PEM text.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}

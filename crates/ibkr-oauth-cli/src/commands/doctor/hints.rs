@@ -1,0 +1,71 @@
+//! What to do about a failed request, in a user's words. The problem detail is IBKR's (or the
+//! sandbox's) free text, so these are suggestions keyed on common words; the detail itself is
+//! always printed beside them.
+
+use ibkr_oauth::{Error, ErrorKind, env_vars};
+
+/// The hint for a failed token request.
+pub fn token(error: &Error, kid: &str) -> String {
+    let text = error.to_string().to_ascii_lowercase();
+    match error.kind() {
+        ErrorKind::Refused if text.contains("kid") && text.contains("unknown") => format!(
+            "no key is registered under kid {kid:?} for this client: set {} (or --kid) to the \
+             kid the public key was registered under, or register it under {kid:?}",
+            env_vars::KEY_ID
+        ),
+        ErrorKind::Refused if text.contains("does not verify") || text.contains("signature") => {
+            "the key registered under this kid is not this key: compare the thumbprint above with \
+             the registered key's, and register this public key (`ibkr-oauth jwk`) if they differ"
+                .to_owned()
+        }
+        ErrorKind::Refused if text.contains("scope") => format!(
+            "ask only for scopes this client may have ({} or --scope), or ask IBKR to grant the \
+             missing one",
+            env_vars::SCOPE
+        ),
+        ErrorKind::Refused
+            if text.contains(" exp ") || text.contains(" iat ") || text.contains("expired") =>
+        {
+            "the assertion's times were refused: check the clock check above and sync the clock \
+             (NTP)"
+                .to_owned()
+        }
+        ErrorKind::Refused if text.contains("client") => format!(
+            "check the client id ({}) against the one IBKR gave you",
+            env_vars::CLIENT_ID
+        ),
+        ErrorKind::Refused => {
+            "check the client id, the kid and the public key registered with IBKR".to_owned()
+        }
+        ErrorKind::Transport => format!(
+            "check the base URL ({}), the network and any proxy; the error names the URL tried",
+            env_vars::BASE_URL
+        ),
+        ErrorKind::InvalidResponse => format!(
+            "the base URL ({}) does not look like IBKR's token endpoint",
+            env_vars::BASE_URL
+        ),
+        _ => "fix the setting the error names".to_owned(),
+    }
+}
+
+/// The hint for a failed echo call that needed `scope`.
+pub fn echo(error: &Error, scope: &str) -> String {
+    let text = error.to_string().to_ascii_lowercase();
+    match error.kind() {
+        ErrorKind::Refused if text.contains("insufficient_scope") || text.contains("403") => {
+            format!("the token lacks {scope}: ask for it (--scope) and check IBKR granted it")
+        }
+        ErrorKind::Refused if text.contains("signed") || text.contains("verif") => {
+            "the signed body was refused: the key registered under this kid is not this key; \
+             compare thumbprints"
+                .to_owned()
+        }
+        ErrorKind::Refused => {
+            "the token was refused by the API: check the token check above".to_owned()
+        }
+        ErrorKind::Transport => "check the network; the error names the URL tried".to_owned(),
+        _ => "the API's answer is not what IBKR's spec gives; quote the request id to IBKR"
+            .to_owned(),
+    }
+}
