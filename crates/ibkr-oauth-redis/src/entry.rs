@@ -1,0 +1,262 @@
+//! The entry stored in Redis: the token sealed with AES-256-GCM, and what stands beside it.
+//!
+//! Layout of the value (one Redis string, binary):
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 1 | format version (1) |
+//! | 8 | key id (which key sealed it; not secret) |
+//! | 32 | fingerprint: HMAC-SHA256 of the access token under a derived key |
+//! | 12 | nonce (random per write) |
+//! | rest | ciphertext and tag of the JSON payload (token, type, scope, lifetime) |
+//!
+//! The associated data is the entry's Redis key name followed by the first 41 bytes, so that an
+//! entry copied under another name, or with another fingerprint, fails to open. The entry's
+//! expiry is the Redis key's own (`PX`): nothing about the token is readable without the key.
+
+use std::time::Duration;
+
+use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+use aws_lc_rs::hmac;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::key::{EncryptionKey, KEY_ID_LEN, hex};
+
+const VERSION: u8 = 1;
+pub(crate) const FINGERPRINT_LEN: usize = 32;
+/// Where the fingerprint starts (0-based); the invalidate script reads it at the same place.
+pub(crate) const FINGERPRINT_AT: usize = 1 + KEY_ID_LEN;
+const HEADER_LEN: usize = FINGERPRINT_AT + FINGERPRINT_LEN;
+const NONCE_AT: usize = HEADER_LEN;
+const CIPHERTEXT_AT: usize = NONCE_AT + NONCE_LEN;
+
+/// A token as the fleet shares it.
+pub(crate) struct Plain {
+    pub(crate) access_token: SecretString,
+    pub(crate) token_type: Option<String>,
+    pub(crate) scope: Option<String>,
+    /// The lifetime the server granted (for the refresh margin, which is a fraction of it).
+    pub(crate) lifetime: Duration,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Payload<'a> {
+    #[serde(rename = "t", borrow)]
+    access_token: std::borrow::Cow<'a, str>,
+    #[serde(rename = "ty", default, skip_serializing_if = "Option::is_none")]
+    token_type: Option<String>,
+    #[serde(rename = "sc", default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(rename = "l")]
+    lifetime_ms: u64,
+}
+
+/// Why an entry could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// Written by a newer (or unknown) format.
+    Version(u8),
+    /// Too short to be an entry.
+    Truncated,
+    /// Sealed under another key (its id).
+    OtherKey(String),
+    /// Our key id, but it does not authenticate: damaged or forged.
+    Forged,
+    /// Authenticates but the payload is not what this version writes.
+    Payload,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreadable::Version(v) => write!(f, "the entry has format version {v}, unknown here"),
+            Unreadable::Truncated => f.write_str("the entry is too short to be one"),
+            Unreadable::OtherKey(id) => write!(
+                f,
+                "the entry was sealed under another encryption key (key id {id}); every process \
+                 of the fleet must use the same key"
+            ),
+            Unreadable::Forged => f.write_str(
+                "the entry does not authenticate under this process's key (damaged or forged)",
+            ),
+            Unreadable::Payload => f.write_str("the entry's payload is not in the expected form"),
+        }
+    }
+}
+
+/// The fingerprint of an access token: what `invalidate` compares inside Redis.
+pub(crate) fn fingerprint(key: &EncryptionKey, access_token: &str) -> [u8; FINGERPRINT_LEN] {
+    let tag = hmac::sign(&key.fingerprint, access_token.as_bytes());
+    let mut out = [0u8; FINGERPRINT_LEN];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// Seals `plain` for the Redis key `name`.
+pub(crate) fn seal(key: &EncryptionKey, name: &str, plain: &Plain) -> Result<Vec<u8>, ()> {
+    let payload = Payload {
+        access_token: std::borrow::Cow::Borrowed(plain.access_token.expose_secret()),
+        token_type: plain.token_type.clone(),
+        scope: plain.scope.clone(),
+        lifetime_ms: u64::try_from(plain.lifetime.as_millis()).unwrap_or(u64::MAX),
+    };
+    let mut buffer = Zeroizing::new(serde_json::to_vec(&payload).map_err(|_| ())?);
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| ())?;
+
+    let mut out = Vec::with_capacity(CIPHERTEXT_AT + buffer.len() + 16);
+    out.push(VERSION);
+    out.extend_from_slice(&key.id);
+    out.extend_from_slice(&fingerprint(key, plain.access_token.expose_secret()));
+    let aad = associated_data(name, &out);
+    out.extend_from_slice(&nonce);
+
+    key.aead
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut *buffer,
+        )
+        .map_err(|_| ())?;
+    out.extend_from_slice(&buffer);
+    Ok(out)
+}
+
+/// Opens an entry read from the Redis key `name`.
+pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Plain, Unreadable> {
+    let Some(&version) = value.first() else {
+        return Err(Unreadable::Truncated);
+    };
+    if version != VERSION {
+        return Err(Unreadable::Version(version));
+    }
+    let (Some(header), Some(nonce), Some(ciphertext)) = (
+        value.get(..HEADER_LEN),
+        value.get(NONCE_AT..CIPHERTEXT_AT),
+        value.get(CIPHERTEXT_AT..),
+    ) else {
+        return Err(Unreadable::Truncated);
+    };
+    let key_id = header.get(1..FINGERPRINT_AT).unwrap_or_default();
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unreadable::Truncated)?;
+    let mut buffer = Zeroizing::new(ciphertext.to_vec());
+    let aad = associated_data(name, header);
+    let Ok(plaintext) = key
+        .aead
+        .open_in_place(nonce, Aad::from(aad), &mut buffer[..])
+    else {
+        return Err(if key_id == key.id {
+            Unreadable::Forged
+        } else {
+            Unreadable::OtherKey(hex(key_id))
+        });
+    };
+    let payload: Payload<'_> =
+        serde_json::from_slice(plaintext).map_err(|_| Unreadable::Payload)?;
+    let plain = Plain {
+        access_token: SecretString::from(payload.access_token.into_owned()),
+        token_type: payload.token_type,
+        scope: payload.scope,
+        lifetime: Duration::from_millis(payload.lifetime_ms),
+    };
+    // A sealed entry carries the fingerprint of its token; check it, so that the value the
+    // invalidate script compares is the one of the token inside.
+    if header.get(FINGERPRINT_AT..HEADER_LEN)
+        != Some(&fingerprint(key, plain.access_token.expose_secret())[..])
+    {
+        return Err(Unreadable::Payload);
+    }
+    Ok(plain)
+}
+
+fn associated_data(name: &str, header: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(name.len() + 1 + header.len());
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(header);
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> EncryptionKey {
+        EncryptionKey::from_bytes(&[byte; 32]).unwrap()
+    }
+
+    fn plain(token: &str) -> Plain {
+        Plain {
+            access_token: SecretString::from(token.to_owned()),
+            token_type: Some("Bearer".into()),
+            scope: Some("sso-sessions.write".into()),
+            lifetime: Duration::from_secs(86399),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let k = key(1);
+        let sealed = seal(&k, "ibkr-oauth:c:token", &plain("SECRET-TOKEN")).unwrap();
+        let opened = open(&k, "ibkr-oauth:c:token", &sealed).unwrap();
+        assert_eq!(opened.access_token.expose_secret(), "SECRET-TOKEN");
+        assert_eq!(opened.token_type.as_deref(), Some("Bearer"));
+        assert_eq!(opened.scope.as_deref(), Some("sso-sessions.write"));
+        assert_eq!(opened.lifetime, Duration::from_secs(86399));
+    }
+
+    #[test]
+    fn nothing_in_clear_and_fresh_nonce_per_write() {
+        let k = key(1);
+        let a = seal(&k, "n", &plain("SECRET-TOKEN")).unwrap();
+        let b = seal(&k, "n", &plain("SECRET-TOKEN")).unwrap();
+        assert_ne!(a, b);
+        for sealed in [&a, &b] {
+            let text = String::from_utf8_lossy(sealed);
+            assert!(!text.contains("SECRET"), "{text}");
+            assert!(!text.contains("Bearer"), "{text}");
+            assert!(!text.contains("sso-sessions"), "{text}");
+        }
+        // The fingerprint sits where the invalidate script looks for it.
+        assert_eq!(
+            &a[FINGERPRINT_AT..FINGERPRINT_AT + FINGERPRINT_LEN],
+            &fingerprint(&k, "SECRET-TOKEN")[..]
+        );
+    }
+
+    #[test]
+    fn another_key_is_told_apart_from_forgery() {
+        let sealed = seal(&key(1), "n", &plain("t")).unwrap();
+        assert_eq!(
+            open(&key(2), "n", &sealed).err(),
+            Some(Unreadable::OtherKey(key(1).id()))
+        );
+        let mut flipped = sealed.clone();
+        if let Some(last) = flipped.last_mut() {
+            *last ^= 1;
+        }
+        assert_eq!(open(&key(1), "n", &flipped).err(), Some(Unreadable::Forged));
+        // Moved to another name: the associated data differs.
+        assert_eq!(
+            open(&key(1), "other", &sealed).err(),
+            Some(Unreadable::Forged)
+        );
+        // Another fingerprint beside the same ciphertext.
+        let mut refingered = sealed.clone();
+        refingered[FINGERPRINT_AT] ^= 1;
+        assert_eq!(
+            open(&key(1), "n", &refingered).err(),
+            Some(Unreadable::Forged)
+        );
+    }
+
+    #[test]
+    fn short_or_unknown_values() {
+        let k = key(1);
+        assert_eq!(open(&k, "n", b"").err(), Some(Unreadable::Truncated));
+        assert_eq!(open(&k, "n", &[1, 2, 3]).err(), Some(Unreadable::Truncated));
+        assert_eq!(open(&k, "n", &[9; 80]).err(), Some(Unreadable::Version(9)));
+    }
+}
