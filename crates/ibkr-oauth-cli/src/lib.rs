@@ -48,6 +48,7 @@ pub mod error;
 pub mod exit;
 pub mod output;
 pub mod passphrase;
+pub mod redis;
 pub mod verbose;
 
 use std::ffi::OsString;

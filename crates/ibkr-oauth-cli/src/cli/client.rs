@@ -73,6 +73,19 @@ pub struct TokenArgs {
     /// Show the access token in the summary or the JSON.
     #[arg(long, conflicts_with = "raw")]
     pub reveal: bool,
+    /// Share the token through this Redis (redis:// or rediss://): one token request for the
+    /// fleet; the encryption key comes from IBKR_REDIS_KEY.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
+
+/// The fleet-shared cache.
+#[derive(Debug, Args)]
+pub struct RedisArgs {
+    /// A Redis to share the token through (redis:// or rediss://, user and password in the
+    /// URL); the 32-byte encryption key (base64) comes from IBKR_REDIS_KEY.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 /// `ibkr-oauth doctor`.
@@ -154,4 +167,7 @@ pub struct ServeArgs {
     /// the secret from IBKR_AGENT_SECRET in the x-ibkr-agent-secret header.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// The fleet-shared cache.
+    #[command(flatten)]
+    pub redis: RedisArgs,
 }

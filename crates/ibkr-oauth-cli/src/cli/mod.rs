@@ -8,7 +8,7 @@ mod local;
 use clap::{ArgAction, Parser, Subcommand};
 
 pub use client::{
-    AssertionArgs, DoctorArgs, JwkArgs, RequestArgs, ServeArgs, SignerArgs, TokenArgs,
+    AssertionArgs, DoctorArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs, TokenArgs,
 };
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
 

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use ibkr_oauth::SecretString;
 use ibkr_oauth::provider::TokenProvider;
+use ibkr_oauth::{SecretString, TokenSource};
 
 use super::emit;
 use super::sandbox::StopSignals;
@@ -25,11 +25,23 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let mut settings = Settings::new(&args.signer, Some(&args.request))?;
     let client = settings.client()?;
     let signer = settings.signer()?;
-    let mut builder = TokenProvider::builder(client, signer);
-    if let Some(scope) = settings.scope() {
-        builder = builder.scope(scope);
-    }
-    let provider = builder.build()?;
+    // One process's provider, or the fleet's shared source in front of Redis.
+    let (source, refresher): (Arc<dyn TokenSource>, _) = match &args.redis.redis {
+        Some(url) => {
+            let shared = crate::redis::source(url, client, signer, settings.scope())?;
+            let refresher = shared.spawn_refresher()?;
+            (shared, refresher)
+        }
+        None => {
+            let mut builder = TokenProvider::builder(client, signer);
+            if let Some(scope) = settings.scope() {
+                builder = builder.scope(scope);
+            }
+            let provider = builder.build()?;
+            let refresher = provider.spawn_refresher()?;
+            (Arc::new(provider), refresher)
+        }
+    };
     let listen = match args.listen {
         Some(addr) => Listen::Loopback {
             addr,
@@ -42,8 +54,8 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
     };
     let stop = StopSignals::listen()?;
     let bound = Bound::bind(listen).await?;
-    // Keep the token fresh even when no client asks.
-    let _refresher = provider.spawn_refresher()?;
+    // Keeps the token fresh even when no client asks; stops with the command.
+    let _refresher = refresher;
     emit(
         out,
         &format!(
@@ -51,7 +63,7 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
             bound.describe()
         ),
     )?;
-    serve(Arc::new(provider), bound, stop.wait()).await?;
+    serve(source, bound, stop.wait()).await?;
     emit(out, "ibkr-oauth serve: stopped\n")
 }
 

@@ -19,9 +19,23 @@ pub async fn run(args: &TokenArgs, local: &LocalTime, out: &mut dyn Write) -> Re
     let mut settings = Settings::new(&args.signer, Some(&args.request))?;
     let client = settings.client()?;
     let signer = settings.signer()?;
-    // Signed last, so that the assertion is as fresh as it can be when it leaves.
-    let request = settings.request(&signer)?;
-    let token = client.request_token(&request).await?;
+    let (client_id, key_id, token_url) = (
+        signer.client_id().to_owned(),
+        signer.key_id().to_owned(),
+        client.token_url(),
+    );
+    let token = match &args.redis.redis {
+        // The fleet's shared token: from Redis, or fetched once for everyone.
+        Some(url) => {
+            let source = crate::redis::source(url, client, signer, settings.scope())?;
+            (*crate::redis::token(&source).await?).clone()
+        }
+        None => {
+            // Signed last, so that the assertion is as fresh as it can be when it leaves.
+            let request = settings.request(&signer)?;
+            client.request_token(&request).await?
+        }
+    };
     let text = if args.raw {
         format!("{}\n", token.access_token().expose_secret())
     } else if args.json {
@@ -29,9 +43,9 @@ pub async fn run(args: &TokenArgs, local: &LocalTime, out: &mut dyn Write) -> Re
     } else {
         format!(
             "got an access token from {} (client {}, kid {})\n{}",
-            client.token_url(),
-            signer.client_id(),
-            signer.key_id(),
+            token_url,
+            client_id,
+            key_id,
             output::token_summary(&token, args.reveal, local, "  ")
         )
     };
