@@ -8,7 +8,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 
-use common::{TestSandbox, run};
+use common::{REDIS_KEY, Redis, TestSandbox, run};
 
 #[test]
 fn serve_hands_out_the_token_and_stops_on_sigterm() {
@@ -79,4 +79,52 @@ fn serve_refuses_what_would_leave_the_machine_or_go_unguarded() {
         .env_remove("IBKR_AGENT_SECRET"));
     let stderr = out.assert_error(2);
     assert!(stderr.contains("IBKR_AGENT_SECRET"), "{stderr}");
+}
+
+/// One HTTP/1.1 GET over a unix socket: the whole answer.
+fn get(socket: &std::path::Path, target: &str) -> String {
+    let mut stream = UnixStream::connect(socket).expect("connect");
+    stream
+        .write_all(
+            format!("GET {target} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
+}
+
+#[test]
+fn serve_with_redis_exposes_prometheus_metrics() {
+    let redis = Redis::start();
+    let sandbox = TestSandbox::start();
+    let socket = sandbox.dir.path().join("fleet.sock");
+    let mut child = sandbox
+        .cli()
+        .env("IBKR_REDIS_KEY", REDIS_KEY)
+        .args(["serve", "--metrics", "--redis", &redis.url, "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut ready = String::new();
+    stdout.read_line(&mut ready).expect("the ready line");
+    assert!(get(&socket, "/token").starts_with("HTTP/1.1 200"));
+    let metrics = get(&socket, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("ibkr_oauth_agent_requests_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ibkr_oauth_redis"),
+        "the fleet source's metrics: {metrics}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().expect("exits").code(), Some(0));
+    assert_eq!(sandbox.running.tokens_issued(), 1);
 }

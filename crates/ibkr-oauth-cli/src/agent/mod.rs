@@ -7,6 +7,7 @@
 //! | `GET /token` | `200 {"access_token", "token_type", "expires_at" (Unix seconds), "scope"}` |
 //! | `POST /token/invalidate` | body `{"access_token": "<the refused token>"}`: `200 {"invalidated": bool}` |
 //! | `GET /healthz` | `200 {"status": "ok", "expires_at"}` while a valid token can be had, else `503` |
+//! | `GET /metrics` | with `serve --metrics`: Prometheus text (token requests by outcome, refreshes ahead, stale tokens served, seconds until expiry, lease waits, Redis fallbacks, agent requests) |
 //!
 //! It listens on a unix socket (mode 0600, or 0660 for a group the user names) or on a
 //! loopback TCP port with a required secret header ([`SECRET_HEADER`]); it refuses to bind
@@ -44,12 +45,25 @@ use serde_json::{Value, json};
 
 pub use listen::{Bound, Listen, SECRET_HEADER, default_socket_path};
 
+/// Installs the Prometheus recorder for the metrics facade (once per process) and returns the
+/// handle that renders it.
+///
+/// # Errors
+/// [`Error::Agent`] if a recorder is installed already.
+pub fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, Error> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| Error::Agent(format!("could not install the metrics recorder ({e})")))
+}
+
 use crate::error::Error;
 
 /// What every request handler shares.
 #[derive(Clone)]
 struct Shared {
     source: Arc<dyn TokenSource>,
+    /// Renders what the metrics facade recorded, when `--metrics` installed a recorder.
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Required in [`SECRET_HEADER`] on loopback TCP; `None` on a unix socket (the file's
     /// permissions guard it).
     secret: Option<Arc<SecretString>>,
@@ -64,15 +78,30 @@ pub async fn serve(
     bound: Bound,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    serve_with_metrics(source, bound, None, shutdown).await
+}
+
+/// As [`serve`], with `GET /metrics` rendering `metrics` (Prometheus text).
+///
+/// # Errors
+/// [`Error::Agent`] if serving fails.
+pub async fn serve_with_metrics(
+    source: Arc<dyn TokenSource>,
+    bound: Bound,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let (listener, secret) = bound.into_parts();
     let shared = Shared {
         source,
+        metrics,
         secret: secret.map(Arc::new),
     };
     let router = Router::new()
         .route("/token", get(token))
         .route("/token/invalidate", post(invalidate))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
         .with_state(shared);
     listener.serve(router, shutdown).await
 }
@@ -135,10 +164,31 @@ fn source_failed(error: &ibkr_oauth::Error) -> Response {
     problem(status, &ibkr_oauth::sanitize(&error.to_string(), 500))
 }
 
+async fn render_metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refused(&shared, &headers) {
+        return refusal;
+    }
+    match &shared.metrics {
+        Some(handle) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            "metrics are off: start the agent with --metrics",
+        ),
+    }
+}
+
 async fn token(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refused(&shared, &headers) {
         return refusal;
     }
+    metrics::counter!("ibkr_oauth_agent_requests_total", "route" => "token").increment(1);
     match shared.source.access_token().await {
         Ok(token) => {
             tracing::debug!(expires_at = expires_at(&token), "handed out the token");

@@ -170,4 +170,7 @@ pub struct ServeArgs {
     /// The fleet-shared cache.
     #[command(flatten)]
     pub redis: RedisArgs,
+    /// Serve Prometheus metrics on GET /metrics (token requests, refreshes, fallbacks...).
+    #[arg(long)]
+    pub metrics: bool,
 }

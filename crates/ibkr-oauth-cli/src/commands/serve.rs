@@ -9,7 +9,7 @@ use ibkr_oauth::{SecretString, TokenSource};
 
 use super::emit;
 use super::sandbox::StopSignals;
-use crate::agent::{Bound, Listen, default_socket_path, serve};
+use crate::agent::{Bound, Listen, default_socket_path, install_metrics, serve_with_metrics};
 use crate::cli::ServeArgs;
 use crate::config::Settings;
 use crate::error::Error;
@@ -63,7 +63,12 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
             bound.describe()
         ),
     )?;
-    serve(source, bound, stop.wait()).await?;
+    let metrics = if args.metrics {
+        Some(install_metrics()?)
+    } else {
+        None
+    };
+    serve_with_metrics(source, bound, metrics, stop.wait()).await?;
     emit(out, "ibkr-oauth serve: stopped\n")
 }
 
