@@ -8,6 +8,9 @@
 //! - `fetch/{token_client,reqwest_floor}`: one token request through `TokenClient` with a
 //!   pre-signed assertion, against a plain reqwest POST of the same form to the same server.
 //!
+//! `fetch` then alternates the two, request by request, and prints the ratio of their medians:
+//! the figure to quote, since the loopback's speed drifts between criterion's two groups.
+//!
 //! After the run it prints the medians and the ratios to the baselines (from criterion's
 //! `estimates.json`). Short run: `cargo bench -p ibkr-oauth --bench provider -- --warm-up-time 1
 //! --measurement-time 3`.
@@ -225,6 +228,56 @@ fn fetch(c: &mut Criterion) {
         });
     });
     group.finish();
+
+    // Criterion runs the two one after the other, and on a shared VM the loopback's speed drifts
+    // between them (the floor alone moved from 185 to 450 us across runs). Alternating the two,
+    // request by request, puts the same drift on both: the ratio of these medians is the figure.
+    // A third column: reqwest with the settings TokenClient always has (timeouts, no
+    // redirects, no proxy for loopback), which says how much of the gap is those settings.
+    let same_settings = reqwest::Client::builder()
+        .connect_timeout(ibkr_oauth::DEFAULT_CONNECT_TIMEOUT)
+        .timeout(ibkr_oauth::DEFAULT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let rounds = 400;
+    let mut ours = Vec::with_capacity(rounds);
+    let mut floor = Vec::with_capacity(rounds);
+    let mut same = Vec::with_capacity(rounds);
+    rt.block_on(async {
+        for _ in 0..rounds {
+            let started = Instant::now();
+            black_box(client.request_token(&request).await.unwrap());
+            ours.push(started.elapsed());
+            for (http, times) in [(&http, &mut floor), (&same_settings, &mut same)] {
+                let started = Instant::now();
+                let response = http
+                    .post(&url)
+                    .header("accept", "application/json, application/problem+json")
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                black_box(response.bytes().await.unwrap());
+                times.push(started.elapsed());
+            }
+        }
+    });
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2].as_secs_f64()
+    };
+    let (ours, floor, same) = (median(ours), median(floor), median(same));
+    println!(
+        "fetch, interleaved ({rounds} rounds, medians): TokenClient {}, plain reqwest {}, reqwest \
+         with TokenClient's settings {}; TokenClient / reqwest = {:.2}x, / same settings = {:.2}x",
+        human(ours * 1e9),
+        human(floor * 1e9),
+        human(same * 1e9),
+        ours / floor,
+        ours / same
+    );
     drop(server);
 }
 
