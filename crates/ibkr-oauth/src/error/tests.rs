@@ -202,6 +202,27 @@ fn every_error() -> Vec<Error> {
                 "connection reset by peer",
             ),
         },
+        Error::Api {
+            path: "/gw/api/v1/echo/https",
+            problem: Some(Arc::new(crate::problem::Problem::from_object(
+                StatusCode::FORBIDDEN,
+                serde_json::json!({"title": "Forbidden", "detail": "insufficient scope"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ))),
+            challenge: Some(Arc::from(
+                "Bearer error=\"insufficient_scope\", scope=\"echo.read\"",
+            )),
+            reason: None,
+            response: Arc::new(ResponseInfo {
+                status: StatusCode::FORBIDDEN,
+                content_type: Some("application/problem+json".into()),
+                server_date: None,
+                retry_after: None,
+                request_id: Some("x-request-id: r-2".into()),
+            }),
+        },
         Error::NoRuntime,
         Error::FetchAborted,
         Error::custom(
@@ -216,7 +237,7 @@ fn every_error() -> Vec<Error> {
 #[test]
 fn no_message_repeats_its_source() {
     let errors = every_error();
-    assert!(errors.len() >= 41, "{}", errors.len());
+    assert!(errors.len() >= 42, "{}", errors.len());
     for error in &errors {
         check_once(error);
     }
