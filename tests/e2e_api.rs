@@ -152,7 +152,6 @@ async fn a_user_side_token_source_drives_the_middleware() {
 
 #[tokio::test]
 async fn the_token_never_goes_to_another_host() {
-    let env = env().await;
     let mut elsewhere = mockito::Server::new_async().await;
     let no_token = elsewhere
         .mock("GET", "/collect")
@@ -190,7 +189,6 @@ async fn the_token_never_goes_to_another_host() {
         .expect("followed");
     redirect.assert_async().await;
     no_token.assert_async().await;
-    drop(env);
 }
 
 #[tokio::test]

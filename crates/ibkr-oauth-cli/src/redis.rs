@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ibkr_oauth::provider::ClientFetch;
-use ibkr_oauth::{Signer, TokenClient, TokenRequest, TokenSource};
+use ibkr_oauth::{Signer, TokenClient, TokenRequest};
 use ibkr_oauth_redis::{EncryptionKey, RedisTokenSource};
 
 use crate::error::Error;
@@ -39,12 +39,4 @@ pub fn source(
         .build()
         .map_err(|e| Error::Config(e.to_string()))?;
     Ok(Arc::new(source))
-}
-
-/// The token from the shared source, as `token` prints it.
-///
-/// # Errors
-/// The source's error.
-pub async fn token(source: &RedisTokenSource) -> Result<Arc<ibkr_oauth::Token>, Error> {
-    Ok(TokenSource::access_token(source).await?)
 }

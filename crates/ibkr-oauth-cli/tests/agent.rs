@@ -87,6 +87,18 @@ impl Agent {
         )
     }
 
+    /// An agent on a unix socket at `path` (mode 0600).
+    async fn on_socket(
+        source: Arc<dyn TokenSource>,
+        path: &Path,
+    ) -> (Self, Option<std::net::SocketAddr>) {
+        let listen = Listen::Unix {
+            path: path.to_path_buf(),
+            group: None,
+        };
+        Self::start(source, listen).await
+    }
+
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -109,14 +121,7 @@ fn a_hundred_clients_of_a_cold_agent_make_one_token_request() {
     let source = provider(&sandbox);
     let (_dir, path) = socket_dir();
     sandbox.runtime.block_on(async {
-        let (agent, _) = Agent::start(
-            source,
-            Listen::Unix {
-                path: path.clone(),
-                group: None,
-            },
-        )
-        .await;
+        let (agent, _) = Agent::on_socket(source, &path).await;
         let mode = std::fs::metadata(&path)
             .expect("socket")
             .permissions()
@@ -151,7 +156,7 @@ fn a_client_without_the_socket_permission_is_refused() {
     let source = provider(&sandbox);
     let (_dir, path) = socket_dir();
     sandbox.runtime.block_on(async {
-        let (agent, _) = Agent::start(source, Listen::Unix { path: path.clone(), group: None }).await;
+        let (agent, _) = Agent::on_socket(source, &path).await;
         // Another user (nobody) tries to connect: the 0600 socket refuses it.
         let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    sys.exit(13)\nsys.exit(0)";
         let status = std::process::Command::new("python3")
@@ -227,14 +232,7 @@ fn invalidate_takes_the_refused_token_and_health_reports() {
     let source = provider(&sandbox);
     let (_dir, path) = socket_dir();
     sandbox.runtime.block_on(async {
-        let (agent, _) = Agent::start(
-            source,
-            Listen::Unix {
-                path: path.clone(),
-                group: None,
-            },
-        )
-        .await;
+        let (agent, _) = Agent::on_socket(source, &path).await;
         let (_, body) = unix_request(&path, "GET", "/token", "").await;
         let first: Value = serde_json::from_str(&body).unwrap();
         let report = serde_json::json!({ "access_token": first["access_token"] }).to_string();
@@ -299,14 +297,7 @@ fn the_agent_never_logs_a_token() {
         .unwrap();
     let token = tracing::subscriber::with_default(recorder.clone(), || {
         runtime.block_on(async {
-            let (agent, _) = Agent::start(
-                source,
-                Listen::Unix {
-                    path: path.clone(),
-                    group: None,
-                },
-            )
-            .await;
+            let (agent, _) = Agent::on_socket(source, &path).await;
             let (_, body) = unix_request(&path, "GET", "/token", "").await;
             let json: Value = serde_json::from_str(&body).unwrap();
             let token = json["access_token"].as_str().unwrap().to_owned();

@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::assertion::Signer;
 use crate::client::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
-    IBKR_PRODUCTION,
+    IBKR_PRODUCTION, locked_http_client, validate_base_url,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error};
@@ -258,7 +258,8 @@ pub struct ApiClientBuilder {
 }
 
 impl ApiClientBuilder {
-    /// The API server (default [`IBKR_PRODUCTION`]): https, or http to a loopback host.
+    /// The API server (default [`IBKR_PRODUCTION`]): https, or http to a loopback host; no user
+    /// info, query or fragment (the token client's URL policy).
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = base_url.into();
         self
@@ -276,25 +277,20 @@ impl ApiClientBuilder {
     /// [`ConfigError::Client`] for a base URL that is not https (or http to loopback), a zero
     /// timeout, or an HTTP client reqwest cannot build.
     pub fn build(self) -> Result<ApiClient, ConfigError> {
-        let base_url = self.base_url.trim_end_matches('/').to_owned();
+        // The token client's URL policy and HTTP policy, for the token's sake.
+        let (base_url, https) = validate_base_url(&self.base_url)?;
         let bearer = BearerAuth::from_arc(self.source, &base_url)?;
         if self.timeout.is_zero() {
             return Err(ConfigError::Client(
                 "a timeout of zero would fail every call; give a positive duration".into(),
             ));
         }
-        let https = base_url.starts_with("https:");
-        let mut http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-            .timeout(self.timeout)
-            .https_only(https);
-        if !https {
-            http = http.no_proxy(); // loopback only: keep the token on this machine
-        }
-        let http = http.build().map_err(|e| {
-            ConfigError::Client(format!("the HTTP client could not be built ({e})"))
-        })?;
+        let http = locked_http_client(
+            reqwest::Client::builder(),
+            https,
+            DEFAULT_CONNECT_TIMEOUT,
+            self.timeout,
+        )?;
         Ok(ApiClient {
             inner: Arc::new(Inner {
                 base_url,

@@ -259,23 +259,12 @@ impl TokenClientBuilder {
                     .into(),
             ));
         }
-        let mut http = self
-            .http
-            .unwrap_or_default()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.timeout)
-            .https_only(https);
-        if !https {
-            // Plain http is allowed only because it stays on this machine; a proxy from the
-            // environment (HTTP_PROXY) would carry the assertion, unencrypted, elsewhere.
-            http = http.no_proxy();
-        }
-        let http = http.build().map_err(|e| {
-            ConfigError::Client(format!(
-                "the HTTP client could not be built ({e}); check the reqwest settings"
-            ))
-        })?;
+        let http = locked_http_client(
+            self.http.unwrap_or_default(),
+            https,
+            self.connect_timeout,
+            self.timeout,
+        )?;
         Ok(TokenClient {
             inner: Arc::new(ClientInner {
                 base_url,
@@ -306,7 +295,34 @@ impl fmt::Debug for TokenClientBuilder {
 }
 
 /// Checks the base URL policy; returns it without a trailing slash, and whether it is https.
-fn validate_base_url(raw: &str) -> Result<(String, bool), ConfigError> {
+/// `builder` with the policy no caller can switch off: no redirects (a 307 would resend a
+/// credential elsewhere), both timeouts, https only for an https base URL, and no proxy for
+/// plain http (allowed only to loopback: a proxy from the environment would carry the
+/// credential, unencrypted, elsewhere). The token client and the API client both use it.
+pub(crate) fn locked_http_client(
+    builder: reqwest::ClientBuilder,
+    https: bool,
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<reqwest::Client, ConfigError> {
+    let mut http = builder
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .https_only(https);
+    if !https {
+        http = http.no_proxy();
+    }
+    http.build().map_err(|e| {
+        ConfigError::Client(format!(
+            "the HTTP client could not be built ({e}); check the reqwest settings"
+        ))
+    })
+}
+
+/// Checks a base URL against the policy (https, or http to loopback; no user info, query or
+/// fragment) and returns it without a trailing slash, and whether it is https.
+pub(crate) fn validate_base_url(raw: &str) -> Result<(String, bool), ConfigError> {
     let url = url::Url::parse(raw.trim()).map_err(|e| {
         ConfigError::Client(format!(
             "the base URL is not a valid absolute URL ({e}); give one such as {IBKR_PRODUCTION}"

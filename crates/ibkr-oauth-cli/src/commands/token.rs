@@ -28,7 +28,7 @@ pub async fn run(args: &TokenArgs, local: &LocalTime, out: &mut dyn Write) -> Re
         // The fleet's shared token: from Redis, or fetched once for everyone.
         Some(url) => {
             let source = crate::redis::source(url, client, signer, settings.scope())?;
-            (*crate::redis::token(&source).await?).clone()
+            (*source.access_token().await?).clone()
         }
         None => {
             // Signed last, so that the assertion is as fresh as it can be when it leaves.

@@ -29,12 +29,20 @@ impl Margin {
     }
 }
 
-/// `at + after`, saturating far in the future: an overflow (a huge `expires_in`, cool-down or
-/// `Retry-After`) must mean "much later", never "now", or every call would fetch.
 /// "Much later": 30 years.
 const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 
+/// `at + after` on tokio's clock, saturating far in the future: an overflow (a huge
+/// `expires_in`, cool-down or `Retry-After`) must mean "much later", never "now", or every call
+/// would fetch.
 pub(crate) fn later(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}
+
+/// The same on the wall clock.
+pub(crate) fn later_wall(at: SystemTime, after: Duration) -> SystemTime {
     at.checked_add(after)
         .or_else(|| at.checked_add(FAR))
         .unwrap_or(at)
@@ -79,10 +87,7 @@ impl Cached {
             .checked_sub(ahead)
             .unwrap_or(sent_at)
             .max(sent_at);
-        let wall_expires_at = sent_wall
-            .checked_add(lifetime)
-            .or_else(|| sent_wall.checked_add(FAR))
-            .unwrap_or(sent_wall);
+        let wall_expires_at = later_wall(sent_wall, lifetime);
         let wall_refresh_at = wall_expires_at
             .checked_sub(ahead)
             .unwrap_or(sent_wall)

@@ -198,8 +198,9 @@ impl super::Inner {
             if let Some(status) = status {
                 span.record("status", status);
             }
-            let refused = error.status().is_some_and(|s| s.is_client_error())
-                && !error.is_retryable()
+            // A 4xx refusal, or a stamp the signer could not make: what a clock may explain.
+            let refused = (error.status().is_some_and(|s| s.is_client_error())
+                && !error.is_retryable())
                 || matches!(error, Error::Sign(SignError::ClockOutOfRange));
             plain_local = !corrected_once && refused && correction.is_some();
             let corrective =

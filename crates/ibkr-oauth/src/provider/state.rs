@@ -222,11 +222,7 @@ impl Inner {
                      handed out until the next attempt"
                 );
                 let token = cached.token();
-                let wall_until = self
-                    .clock
-                    .now()
-                    .checked_add(pause)
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                let wall_until = cache::later_wall(self.clock.now(), pause);
                 self.current
                     .store(Some(Arc::new(cached.retry_at(until, wall_until))));
                 Ok(token)
