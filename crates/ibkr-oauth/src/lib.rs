@@ -204,6 +204,9 @@ mod config; // Config: settings from the IBKR_* environment variables
 #[cfg(feature = "provider")]
 pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
 
+#[cfg(feature = "provider")]
+pub mod session; // the SSO and brokerage session: open, keep alive, heal, log out
+
 #[cfg(feature = "middleware")]
 pub mod middleware; // BearerAuth: the token on API requests, 401 recovery
 
