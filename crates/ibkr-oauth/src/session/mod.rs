@@ -226,8 +226,8 @@ impl Session {
     /// [`SessionError::Competing`] when another session holds it and the policy says not to
     /// take it over; the call's errors.
     pub async fn open_brokerage(&self) -> Result<BrokerageStatus, Error> {
-        self.inner.want_brokerage.store(true, Ordering::SeqCst);
         let sso = self.sso_token().await?;
+        self.inner.want_brokerage.store(true, Ordering::SeqCst);
         self.inner
             .init_brokerage(&sso, self.inner.compete_at_open())
             .await
@@ -419,6 +419,13 @@ impl Inner {
             }
             Err(error) => {
                 *last_failure = Some(error.clone());
+                // A refused token is dead: callers open a new session rather than use it.
+                if let Some(refused) = refused {
+                    let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+                    if current.as_ref().is_some_and(|c| c.same(refused)) {
+                        *current = None;
+                    }
+                }
                 let state =
                     if refused.is_some() || self.status.borrow().state != SessionState::Opening {
                         SessionState::Expired
