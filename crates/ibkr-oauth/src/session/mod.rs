@@ -77,6 +77,8 @@ mod source;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_http;
 mod token;
 
 use std::fmt;
