@@ -123,6 +123,7 @@ mod log;
 mod protocol;
 mod response;
 mod server;
+mod session;
 mod token;
 mod trace;
 mod verify;
@@ -143,4 +144,9 @@ pub use protocol::{
 };
 pub use response::PROBLEM_CONTENT_TYPE;
 pub use server::RunningSandbox;
+pub use session::{
+    AUTH_STATUS_PATH, DEFAULT_SESSION_IDLE_TIMEOUT, DEFAULT_SESSION_LIFETIME,
+    ISERVER_ACCOUNTS_PATH, LOGOUT_PATH, PORTFOLIO_ACCOUNTS_PATH, SSO_SESSIONS_PATH,
+    SSO_SESSIONS_SCOPE, SSO_VALIDATE_PATH, SSODH_INIT_PATH, SessionFault, TICKLE_PATH,
+};
 pub use token::{ACCESS_TOKEN_ISSUER, AccessTokenClaims};

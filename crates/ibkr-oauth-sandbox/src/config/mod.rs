@@ -13,6 +13,7 @@ use std::time::Duration;
 use jsonwebtoken::DecodingKey;
 
 use crate::key::{KeyType, parse_public_key};
+use crate::session::SessionSettings;
 use crate::trace::TraceSink;
 use crate::{Algorithm, Error, RunningSandbox};
 
@@ -46,6 +47,7 @@ pub struct SandboxBuilder {
     request_log_capacity: usize,
     max_body_bytes: usize,
     trace: Option<TraceSink>,
+    sessions: SessionSettings,
 }
 
 impl Default for SandboxBuilder {
@@ -60,6 +62,7 @@ impl Default for SandboxBuilder {
             request_log_capacity: DEFAULT_REQUEST_LOG_CAPACITY,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trace: None,
+            sessions: SessionSettings::default(),
         }
     }
 }
@@ -141,6 +144,21 @@ impl SandboxBuilder {
         self
     }
 
+    /// How long an SSO session lives without a request (default
+    /// [`DEFAULT_SESSION_IDLE_TIMEOUT`](crate::DEFAULT_SESSION_IDLE_TIMEOUT)); tests shorten it
+    /// (tokio time: under paused time it passes without waiting).
+    pub fn session_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.sessions.idle_timeout = timeout;
+        self
+    }
+
+    /// How long an SSO session lives at most, however busy (default
+    /// [`DEFAULT_SESSION_LIFETIME`](crate::DEFAULT_SESSION_LIFETIME), a day).
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.sessions.lifetime = lifetime;
+        self
+    }
+
     /// Checks every setting and key, and returns the sandbox ready to start.
     ///
     /// # Errors
@@ -165,6 +183,12 @@ impl SandboxBuilder {
             return Err(invalid(
                 "max_assertion_lifetime",
                 "must be at least one second".into(),
+            ));
+        }
+        if self.sessions.idle_timeout.is_zero() || self.sessions.lifetime.is_zero() {
+            return Err(invalid(
+                "session_idle_timeout / session_lifetime",
+                "must be more than zero".into(),
             ));
         }
         if self.max_body_bytes < 1024 {
@@ -255,6 +279,7 @@ impl SandboxBuilder {
                 request_log_capacity: self.request_log_capacity,
                 max_body_bytes: self.max_body_bytes,
                 trace: self.trace,
+                sessions: self.sessions,
             },
             clock_offset_secs: self.clock_offset_secs,
         })
@@ -342,6 +367,7 @@ pub(crate) struct Config {
     pub(crate) request_log_capacity: usize,
     pub(crate) max_body_bytes: usize,
     pub(crate) trace: Option<TraceSink>,
+    pub(crate) sessions: SessionSettings,
 }
 
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use crate::{AccessTokenClaims, Error, Fault, RecordedRequest};
 /// waits until every connection is closed. It is `Send + Sync`: share it behind an `Arc` to
 /// inject faults from another task.
 pub struct RunningSandbox {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     local_addr: SocketAddr,
     task: Option<JoinHandle<()>>,
 }

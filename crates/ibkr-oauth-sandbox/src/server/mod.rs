@@ -4,8 +4,11 @@
 //! Connections are served by hyper directly (not `axum::serve`) so that a handler can make the
 //! connection close without an answer: a fault that `axum::serve` cannot produce.
 
+mod controls;
 mod echo;
 mod handle;
+mod portfolio;
+mod session;
 mod shared;
 mod token;
 
@@ -33,6 +36,10 @@ use shared::{CloseConnection, Shared, stopped};
 use crate::clock::Clock;
 use crate::log::RequestLog;
 use crate::protocol::{ECHO_HTTPS_PATH, ECHO_SIGNED_JWT_PATH, TOKEN_PATH};
+use crate::session::{
+    AUTH_STATUS_PATH, ISERVER_ACCOUNTS_PATH, LOGOUT_PATH, PORTFOLIO_ACCOUNTS_PATH,
+    SSO_SESSIONS_PATH, SSO_VALIDATE_PATH, SSODH_INIT_PATH, Sessions, TICKLE_PATH,
+};
 use crate::token::Minter;
 use crate::{Error, Sandbox};
 
@@ -65,6 +72,7 @@ pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningS
         config,
         clock_offset_secs,
     } = sandbox;
+    let sessions = Mutex::new(Sessions::new(config.sessions.clone()));
     let shared = Arc::new(Shared {
         log: Mutex::new(RequestLog::new(config.request_log_capacity)),
         config,
@@ -77,12 +85,21 @@ pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningS
         revoked_jtis: Mutex::new(HashSet::new()),
         revoked_through: AtomicU64::new(0),
         next_request: AtomicU64::new(1),
+        sessions,
         shutdown: watch::Sender::new(false),
     });
     let router = Router::new()
         .route(TOKEN_PATH, post(token::token_endpoint))
         .route(ECHO_HTTPS_PATH, get(echo::echo_https))
         .route(ECHO_SIGNED_JWT_PATH, post(echo::echo_signed_jwt))
+        .route(SSO_SESSIONS_PATH, post(session::sso_sessions))
+        .route(SSO_VALIDATE_PATH, get(session::validate))
+        .route(SSODH_INIT_PATH, post(session::ssodh_init))
+        .route(TICKLE_PATH, get(session::tickle).post(session::tickle))
+        .route(AUTH_STATUS_PATH, post(session::auth_status))
+        .route(LOGOUT_PATH, post(session::logout))
+        .route(PORTFOLIO_ACCOUNTS_PATH, get(portfolio::portfolio_accounts))
+        .route(ISERVER_ACCOUNTS_PATH, get(portfolio::iserver_accounts))
         .method_not_allowed_fallback(echo::method_not_allowed)
         .fallback(echo::not_found)
         .with_state(Arc::clone(&shared));
