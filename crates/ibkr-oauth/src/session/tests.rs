@@ -69,6 +69,8 @@ pub(super) struct Fake {
     pub(super) access_seen: Mutex<Vec<String>>,
     /// The compete flags init was given.
     pub(super) competes: Mutex<Vec<bool>>,
+    /// The IPs create_sso was given.
+    pub(super) ips_seen: Mutex<Vec<IpAddr>>,
     /// How long create_sso takes (so that callers overlap).
     pub(super) create_delay: Mutex<Duration>,
 }
@@ -119,7 +121,8 @@ impl Fake {
 
 #[async_trait::async_trait]
 impl Calls for Fake {
-    async fn create_sso(&self, access: &Token, _: &str, _: IpAddr) -> Result<SsoToken, Error> {
+    async fn create_sso(&self, access: &Token, _: &str, ip: IpAddr) -> Result<SsoToken, Error> {
+        self.ips_seen.lock().unwrap().push(ip);
         self.access_seen
             .lock()
             .unwrap()
@@ -811,4 +814,51 @@ fn waits_are_jittered_bounded_and_never_under_a_second() {
         );
         assert!(inner.next_wait(1) >= Duration::from_secs(1));
     }
+}
+
+/// Answers the IPs it was given, one per call; fails when out of them.
+#[derive(Debug)]
+struct Ips(Mutex<VecDeque<&'static str>>);
+
+#[async_trait::async_trait]
+impl IpResolver for Ips {
+    async fn public_ip(&self) -> Result<IpAddr, Error> {
+        match self.0.lock().unwrap().pop_front() {
+            Some(ip) => Ok(ip.parse().unwrap()),
+            None => Err(Error::custom(ErrorKind::Transport, "no egress", None)),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_resolver_is_asked_for_each_new_sso_session() {
+    let (fake, tokens) = (Arc::new(Fake::default()), Arc::new(Tokens::default()));
+    let resolver = Ips(Mutex::new(VecDeque::from(["198.51.100.1", "198.51.100.2"])));
+    let config = SessionConfig::builder("user1234")
+        .ip_resolver(resolver)
+        .build()
+        .unwrap();
+    let s = session_with(&fake, &tokens, config, At::utc(12, 0));
+    let first = s.sso_token().await.unwrap();
+    assert!(
+        s.invalidate(&first).await,
+        "a new session from the second IP"
+    );
+    // Out of IPs: the next re-open fails with the resolver's variant.
+    let second = s.sso_token().await.unwrap();
+    assert!(!s.invalidate(&second).await);
+    let err = s.sso_token().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Session(e) if matches!(&**e, SessionError::IpResolver { message } if message.contains("no egress"))),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    let seen: Vec<String> = fake
+        .ips_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(seen, ["198.51.100.1", "198.51.100.2"]);
 }
