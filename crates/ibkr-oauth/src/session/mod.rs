@@ -250,7 +250,13 @@ impl Session {
     /// The call's errors.
     pub async fn tickle(&self) -> Result<TickleStatus, Error> {
         let sso = self.sso_token().await?;
-        Ok(self.inner.calls.tickle(&sso).await?)
+        let tickle = self.inner.calls.tickle(&sso).await?;
+        if tickle.error.is_none() && self.inner.want_brokerage.load(Ordering::SeqCst) {
+            // What it saw is the state now; healing stays the keeper's.
+            self.inner
+                .apply_brokerage(&tickle.brokerage.clone().unwrap_or_default());
+        }
+        Ok(tickle)
     }
 
     /// `POST /v1/api/iserver/auth/status` now.
@@ -259,7 +265,11 @@ impl Session {
     /// The call's errors.
     pub async fn brokerage_status(&self) -> Result<BrokerageStatus, Error> {
         let sso = self.sso_token().await?;
-        Ok(self.inner.calls.status(&sso).await?)
+        let status = self.inner.calls.status(&sso).await?;
+        if self.inner.want_brokerage.load(Ordering::SeqCst) {
+            self.inner.apply_brokerage(&status);
+        }
+        Ok(status)
     }
 
     /// The session's status now.

@@ -862,3 +862,22 @@ async fn the_resolver_is_asked_for_each_new_sso_session() {
         .collect();
     assert_eq!(seen, ["198.51.100.1", "198.51.100.2"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tickle_by_hand_updates_the_state() {
+    let (fake, tokens) = (Arc::new(Fake::default()), Arc::new(Tokens::default()));
+    let s = session(&fake, &tokens, true, Compete::AtOpen);
+    s.open().await.unwrap();
+    fake.script("tickle", &[Answer::Competing]);
+    let t = s.tickle().await.unwrap();
+    assert!(t.brokerage.unwrap().competing);
+    assert_eq!(s.status().state, SessionState::Competing);
+    fake.script("status", &[Answer::Ok]);
+    assert!(s.brokerage_status().await.unwrap().authenticated);
+    assert_eq!(s.status().state, SessionState::Brokerage);
+    assert_eq!(
+        fake.count("init"),
+        1,
+        "a tickle by hand observes; the keeper heals"
+    );
+}
