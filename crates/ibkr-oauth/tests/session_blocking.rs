@@ -8,7 +8,11 @@ use ibkr_oauth::{Algorithm, FixedToken, PrivateKey, SecretString, Signer, Token}
 fn builder(url: String) -> ibkr_oauth::session::SessionBuilder {
     let key = PrivateKey::generate(Algorithm::EdDSA).unwrap();
     let signer = Signer::builder("client-1", "kid-1", key).build().unwrap();
-    let tokens = FixedToken::new(Token::builder(SecretString::from("access")).build().unwrap());
+    let tokens = FixedToken::new(
+        Token::builder(SecretString::from("access"))
+            .build()
+            .unwrap(),
+    );
     let config = SessionConfig::builder("user1234")
         .ip("203.0.113.7")
         .build()
