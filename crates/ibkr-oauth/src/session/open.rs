@@ -57,6 +57,12 @@ impl Inner {
             }
             if s.state != state {
                 s.since = now;
+                tracing::info!(
+                    from = %s.state,
+                    to = %state,
+                    reason = reason.as_deref().unwrap_or(""),
+                    "session state changed"
+                );
             }
             s.state = state;
             s.reason = reason;

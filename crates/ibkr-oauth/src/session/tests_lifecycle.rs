@@ -64,6 +64,60 @@ struct Levels {
 
 struct Counting(Arc<Levels>);
 
+/// Every field of every event and span, as text.
+#[derive(Default)]
+struct Text(Mutex<String>);
+
+impl tracing::field::Visit for &Text {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let mut text = self.0.lock().unwrap();
+        text.push_str(&format!("{}={value:?} ", field.name()));
+    }
+}
+
+struct Recording(Arc<Text>);
+
+impl tracing::Subscriber for Recording {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, attrs: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        attrs.record(&mut &*self.0);
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut &*self.0);
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        event.record(&mut &*self.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn tracing_never_records_a_token() {
+    let text = Arc::new(Text::default());
+    let _guard = tracing::subscriber::set_default(Recording(Arc::clone(&text)));
+    let (fake, tokens) = (Arc::new(Fake::default()), Arc::new(Tokens::default()));
+    fake.script("create", &[Answer::Status(401)]);
+    let s = session(&fake, &tokens, true, Compete::Always);
+    s.open().await.unwrap();
+    fake.script(
+        "tickle",
+        &[Answer::Status(401), Answer::Timeout, Answer::Competing],
+    );
+    fake.script("init", &[Answer::NotAuthenticated]);
+    wait(10 * 60).await;
+    s.close().await.unwrap();
+    let text = text.0.lock().unwrap().clone();
+    assert!(text.contains("session state changed"), "{text}");
+    for secret in ["sso-1", "sso-2", "sso-3", "access-1", "access-2"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
 impl tracing::Subscriber for Counting {
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
         true
