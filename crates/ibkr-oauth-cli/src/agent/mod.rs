@@ -13,6 +13,11 @@
 //! loopback TCP port with a required secret header ([`SECRET_HEADER`]); it refuses to bind
 //! anything else. The token is never logged.
 //!
+//! No local user can stall it (see [`Limits`]): a request's headers must arrive within 5 s, a
+//! connection idle for 10 s is closed, and open connections stay below the open-file limit;
+//! at that cap the connection idle for longest is closed to admit a new one. On loopback TCP
+//! the secret is checked as soon as the headers are in.
+//!
 //! ```text
 //! curl --unix-socket "$XDG_RUNTIME_DIR/ibkr-oauth.sock" http://agent/token
 //! ```
