@@ -44,6 +44,7 @@ pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod exit;
 pub mod output;

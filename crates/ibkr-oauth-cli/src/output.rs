@@ -1,11 +1,10 @@
-//! How results print: redaction, local time, durations, the token's summary and JSON, and
-//! shell-ready settings.
+//! How results print: redaction, local time, durations, the token's summary, and shell-ready
+//! settings (the token's JSON is [`crate::contract`]).
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ibkr_oauth::{ExposeSecret, Token};
-use serde_json::{Map, Value, json};
 
 /// What every secret prints as.
 pub const REDACTED: &str = "[redacted]";
@@ -90,28 +89,6 @@ pub fn secret(value: &str, reveal: bool) -> String {
     } else {
         format!("{REDACTED} ({} characters)", value.chars().count())
     }
-}
-
-/// The token response as JSON: `access_token` (redacted unless `reveal`), `token_type`,
-/// `scope` and `expires_in`, each present when the server sent it.
-pub fn token_json(token: &Token, reveal: bool) -> Value {
-    let mut map = Map::new();
-    let access = if reveal {
-        token.access_token().expose_secret().to_owned()
-    } else {
-        REDACTED.to_owned()
-    };
-    map.insert("access_token".into(), Value::String(access));
-    if let Some(t) = token.token_type() {
-        map.insert("token_type".into(), json!(t));
-    }
-    if let Some(s) = token.scope() {
-        map.insert("scope".into(), json!(s));
-    }
-    if token.expires_in_reported() {
-        map.insert("expires_in".into(), json!(token.expires_in().as_secs()));
-    }
-    Value::Object(map)
 }
 
 /// The human summary of a token, one `name: value` a line, each line starting with `indent`.

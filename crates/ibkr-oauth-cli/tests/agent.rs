@@ -140,7 +140,7 @@ fn a_hundred_clients_of_a_cold_agent_make_one_token_request() {
             assert_eq!(status, 200, "{body}");
             let json: Value = serde_json::from_str(&body).expect("json");
             assert_eq!(json["token_type"], "Bearer");
-            assert!(json["expires_at"].as_u64().is_some());
+            assert!(json["expires_at"].as_str().is_some(), "RFC 3339: {json}");
             tokens.insert(json["access_token"].as_str().expect("token").to_owned());
         }
         assert_eq!(tokens.len(), 1, "one token for all");
@@ -310,4 +310,32 @@ fn the_agent_never_logs_a_token() {
     let logged = recorder.0.lock().unwrap().clone();
     assert!(!logged.is_empty(), "the agent logged something");
     assert!(!logged.contains(&token), "the token reached the logs");
+}
+
+#[test]
+fn unknown_routes_and_wrong_methods_get_a_body_that_says_what_is_served() {
+    let sandbox = TestSandbox::start();
+    let source = provider(&sandbox);
+    let (_dir, path) = socket_dir();
+    sandbox.runtime.block_on(async {
+        let (agent, _) = Agent::on_socket(source, &path).await;
+        for (method, target, status) in [
+            ("GET", "/nothing-here", 404),
+            ("DELETE", "/token", 405),
+            ("GET", "/token/invalidate", 405),
+        ] {
+            let (got, body) = unix_request(&path, method, target, "").await;
+            assert_eq!(got, status, "{method} {target}: {body}");
+            let json: Value = serde_json::from_str(&body).expect("a problem document");
+            assert_eq!(json["status"], status);
+            let detail = json["detail"].as_str().expect("a detail");
+            assert!(detail.contains("GET /token"), "{detail}");
+        }
+        agent.stop().await;
+    });
+    assert_eq!(
+        sandbox.running.tokens_issued(),
+        0,
+        "no token for a wrong route"
+    );
 }

@@ -336,6 +336,28 @@ pub fn member_binary() -> PathBuf {
     if let Some(path) = option_env!("CARGO_BIN_EXE_fleet-member") {
         return PathBuf::from(path);
     }
+    beside_current_exe("fleet-member")
+}
+
+/// Where cargo put the pacing member binary.
+pub fn pace_member_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_pace-member") {
+        return PathBuf::from(path);
+    }
+    beside_current_exe("pace-member")
+}
+
+/// A pacing member (`pace-member`) on `redis_url`, configured but not started (`PACE_*`).
+pub fn pace_member(redis_url: &str) -> MemberCommand {
+    let mut cmd = Command::new(pace_member_binary());
+    cmd.env("PACE_REDIS_URL", redis_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    MemberCommand(cmd)
+}
+
+fn beside_current_exe(name: &str) -> PathBuf {
     // The library is also built outside tests: find the binary beside the current executable.
     let exe = std::env::current_exe().expect("the current executable");
     let dir = exe
@@ -349,7 +371,7 @@ pub fn member_binary() -> PathBuf {
         })
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    dir.join("fleet-member")
+    dir.join(name)
 }
 
 /// A member process to be started.

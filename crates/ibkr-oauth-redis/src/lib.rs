@@ -112,6 +112,16 @@
 //! replaces a token the rest of the fleet can read. After a key rotation, processes with the
 //! new key fetch alone until the old entry expires (or is deleted by hand).
 //!
+//! # Pacing for the fleet
+//!
+//! IBKR's pacing is per username, so a fleet must share one budget. [`RedisPacer`] is the
+//! facade's [`Pacer`](ibkr_oauth::pacing::Pacer) for a fleet: the same GCRA as the in-process
+//! [`Governor`](ibkr_oauth::pacing::Governor), as one Lua script that takes a turn from the
+//! per-user limit and the endpoint's rule together, on Redis's clock. A 429 reported by any
+//! process pauses that endpoint for all (the longest `Retry-After` wins). When Redis does not
+//! answer it fails closed ([`PacingError::Unavailable`](ibkr_oauth::pacing::PacingError)) unless
+//! [`WhenRedisDown::PaceAlone`] is chosen.
+//!
 //! # What is stored where
 //!
 //! | where | what |
@@ -119,6 +129,7 @@
 //! | this process's memory | the token (in a `SecretString`), the derived keys |
 //! | Redis `<prefix><name>:token` | format version, key id (derived one-way from the key), a fingerprint (HMAC-SHA256 of the token under a key derived from yours), a random nonce, and the AES-256-GCM ciphertext of the token, its type, scopes and lifetime, the client id and scope set asked for, its issue time and expiry, authenticated together with the key name; expires with the token |
 //! | Redis `<prefix><name>:lease` | a random value naming the current fetcher; expires after the lease TTL |
+//! | Redis `<prefix>pace:{<username>}:...` | [`RedisPacer`]: each limit's next turn (µs of Redis's clock), each paused endpoint; expire when they no longer matter |
 //! | your secret store | the 32-byte [`EncryptionKey`]: never in Redis |
 //!
 //! Nothing in Redis lets anyone use the token without the key. Logs, `Debug` output and errors
@@ -152,11 +163,13 @@
 
 #![deny(missing_docs)]
 
+mod conn; // the connection and the command timeout
 mod entry; // the sealed value stored in Redis
 mod error; // what the builder refuses
 mod identity; // what makes two tokens differ: the cache name and the sealed binding
 mod key; // the fleet's key and the keys derived from it
 mod metrics; // counters and gauges (feature `metrics`)
+mod pacer; // IBKR's pacing for the fleet: GCRA as one Lua script
 mod shared; // the fetch behind the provider: read, lease, fetch once, store
 mod source; // RedisTokenSource and its builder
 mod store; // the Redis commands and scripts, each within the timeout
@@ -164,6 +177,7 @@ mod store; // the Redis commands and scripts, each within the timeout
 pub use error::Error;
 pub use identity::TokenIdentity;
 pub use key::{EncryptionKey, KEY_LEN};
+pub use pacer::{RedisPacer, RedisPacerBuilder, WhenRedisDown};
 pub use source::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_FAILURE_HOLD, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_TTL,
     RedisTokenSource, RedisTokenSourceBuilder,

@@ -252,29 +252,7 @@ impl RedisTokenSourceBuilder {
     /// [`Error::InvalidConfig`] for an empty or odd cache name or a zero timeout or lease.
     pub fn build(self) -> Result<RedisTokenSource, Error> {
         let redis = redacted_url(&self.redis_url)?;
-        let client = match self.tls_root {
-            None => redis::Client::open(self.redis_url.as_str()),
-            Some(pem) => {
-                if !self.redis_url.starts_with("rediss://") {
-                    return Err(Error::InvalidConfig(
-                        "tls_root_certificates is set but the URL is not rediss://".into(),
-                    ));
-                }
-                redis::Client::build_with_tls(
-                    self.redis_url.as_str(),
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-            }
-        }
-        .map_err(|e| {
-            Error::InvalidUrl(format!(
-                "the Redis client refused it or its TLS roots ({:?})",
-                e.kind()
-            ))
-        })?;
+        let client = open_client(&self.redis_url, self.tls_root)?;
         check_name("cache name", &self.cache_name, false)?;
         check_name("key prefix", &self.key_prefix, true)?;
         if self.command_timeout.is_zero() {
@@ -344,9 +322,37 @@ impl fmt::Debug for RedisTokenSourceBuilder {
     }
 }
 
+/// The Redis client for `url`, trusting `tls_root` (PEM) instead of the system's roots when
+/// given. Never quotes the URL in an error.
+pub(crate) fn open_client(url: &str, tls_root: Option<Vec<u8>>) -> Result<redis::Client, Error> {
+    match tls_root {
+        None => redis::Client::open(url),
+        Some(pem) => {
+            if !url.starts_with("rediss://") {
+                return Err(Error::InvalidConfig(
+                    "tls_root_certificates is set but the URL is not rediss://".into(),
+                ));
+            }
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+        }
+    }
+    .map_err(|e| {
+        Error::InvalidUrl(format!(
+            "the Redis client refused it or its TLS roots ({:?})",
+            e.kind()
+        ))
+    })
+}
+
 /// Checks the URL's scheme and host, and gives it back with any password replaced (for
 /// `Debug` and logs). Never quotes the URL in an error.
-fn redacted_url(text: &str) -> Result<String, Error> {
+pub(crate) fn redacted_url(text: &str) -> Result<String, Error> {
     let mut url = url::Url::parse(text)
         .map_err(|e| Error::InvalidUrl(format!("it does not parse as a URL ({e})")))?;
     match url.scheme() {
@@ -366,7 +372,7 @@ fn redacted_url(text: &str) -> Result<String, Error> {
     Ok(url.to_string())
 }
 
-fn check_name(what: &str, name: &str, may_be_empty: bool) -> Result<(), Error> {
+pub(crate) fn check_name(what: &str, name: &str, may_be_empty: bool) -> Result<(), Error> {
     if name.is_empty() && !may_be_empty {
         return Err(Error::InvalidConfig(format!(
             "the {what} is empty; use the client id, e.g. \"my-client\""

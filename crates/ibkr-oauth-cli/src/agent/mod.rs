@@ -4,10 +4,13 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /token` | `200 {"access_token", "token_type", "expires_at" (Unix seconds), "scope"}` |
+//! | `GET /token` | `200`: the token as the [contract](crate::contract)'s object, `{"version": 1, "access_token", "token_type", "expires_at" (RFC 3339), "scope"}` |
 //! | `POST /token/invalidate` | body `{"access_token": "<the refused token>"}`: `200 {"invalidated": bool}` |
-//! | `GET /healthz` | `200 {"status": "ok", "expires_at"}` while a valid token can be had, else `503` |
+//! | `GET /healthz` | `200 {"status": "ok", "expires_at"}` (RFC 3339) while a valid token can be had, else `503` |
 //! | `GET /metrics` | with `serve --metrics`: Prometheus text (token requests by outcome, refreshes ahead, stale tokens served, seconds until expiry, lease waits, Redis fallbacks, agent requests) |
+//!
+//! `expires_at` was Unix seconds before the contract's version 1; it is RFC 3339 now, in
+//! `/token` and `/healthz` alike (a client reading only `access_token` is unaffected).
 //!
 //! It listens on a unix socket (mode 0600, or 0660 for a group the user names) or on a
 //! loopback TCP port with a required secret header ([`SECRET_HEADER`]); it refuses to bind
@@ -39,7 +42,6 @@ mod listen;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use axum::Router;
 use axum::extract::State;
@@ -109,12 +111,31 @@ pub async fn serve_with_metrics(
         .route("/token/invalidate", post(invalidate))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             require_secret,
         ))
         .with_state(shared);
     listener.serve(router, shutdown).await
+}
+
+/// The routes, for the 404 and 405 answers.
+const ROUTES: &str = "GET /token, POST /token/invalidate, GET /healthz, GET /metrics";
+
+async fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        &format!("no such route; the agent serves {ROUTES}"),
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("wrong method for this route; the agent serves {ROUTES}"),
+    )
 }
 
 /// Refuses a loopback TCP request without the secret (constant-time comparison): the
@@ -172,13 +193,6 @@ fn problem(status: StatusCode, detail: &str) -> Response {
         .into_response()
 }
 
-fn expires_at(token: &Token) -> u64 {
-    token
-        .expires_at()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The source's error as the agent's answer: 502 for the token server's refusals and
 /// failures (the agent itself works), 503 otherwise. Server text is already sanitised.
 fn source_failed(error: &ibkr_oauth::Error) -> Response {
@@ -219,13 +233,8 @@ async fn token(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     metrics::counter!("ibkr_oauth_agent_requests_total", "route" => "token").increment(1);
     match shared.source.access_token().await {
         Ok(token) => {
-            tracing::debug!(expires_at = expires_at(&token), "handed out the token");
-            let body = json!({
-                "access_token": token.access_token().expose_secret(),
-                "token_type": token.token_type().unwrap_or("Bearer"),
-                "expires_at": expires_at(&token),
-                "scope": token.scope(),
-            });
+            tracing::debug!(expires_at = %crate::contract::rfc3339(token.expires_at()), "handed out the token");
+            let body = crate::contract::token_object(&token, true);
             (
                 [
                     (axum::http::header::CONTENT_TYPE, "application/json"),
@@ -272,7 +281,8 @@ async fn healthz(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     match shared.source.access_token().await {
         Ok(token) => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
-            json!({ "status": "ok", "expires_at": expires_at(&token) }).to_string(),
+            json!({ "status": "ok", "expires_at": crate::contract::rfc3339(token.expires_at()) })
+                .to_string(),
         )
             .into_response(),
         Err(error) => {

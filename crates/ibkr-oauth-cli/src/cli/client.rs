@@ -64,7 +64,9 @@ pub struct TokenArgs {
     /// The server and the scopes.
     #[command(flatten)]
     pub request: RequestArgs,
-    /// Print the token response as JSON (access_token redacted unless --reveal).
+    /// Print the token as the versioned JSON object of the credential contract (version,
+    /// access_token, token_type, expires_at in RFC 3339, scope); access_token redacted unless
+    /// --reveal, so a program runs `ibkr-oauth token --json --reveal`.
     #[arg(long, conflicts_with = "raw")]
     pub json: bool,
     /// Print the bare access token alone, for `$(ibkr-oauth token --raw)`.

@@ -7,6 +7,7 @@ use ibkr_oauth::ExposeSecret;
 use super::emit;
 use crate::cli::TokenArgs;
 use crate::config::Settings;
+use crate::contract;
 use crate::error::Error;
 use crate::output::{self, LocalTime};
 
@@ -39,7 +40,7 @@ pub async fn run(args: &TokenArgs, local: &LocalTime, out: &mut dyn Write) -> Re
     let text = if args.raw {
         format!("{}\n", token.access_token().expose_secret())
     } else if args.json {
-        format!("{:#}\n", output::token_json(&token, args.reveal))
+        format!("{:#}\n", contract::token_object(&token, args.reveal))
     } else {
         format!(
             "got an access token from {} (client {}, kid {})\n{}",
