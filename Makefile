@@ -3,7 +3,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 # Features to build and test beyond the defaults. Not --all-features: that would switch on the
 # generated crate's `native-tls` feature and with it OpenSSL.
-FEATURES ?= --features ibkr-oauth/blocking,ibkr-oauth/middleware,ibkr-oauth/encrypted-keys
+FEATURES ?= --features ibkr-oauth/blocking,ibkr-oauth/middleware,ibkr-oauth/encrypted-keys,ibkr-oauth/pacing
 
 .PHONY: build test lint fmt doc regenerate check-generated no-openssl interop ci demo example bench
 

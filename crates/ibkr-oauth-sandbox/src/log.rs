@@ -43,6 +43,22 @@ pub enum Endpoint {
     EchoHttps,
     /// `POST /gw/api/v1/echo/signed-jwt` (or another method on that path).
     EchoSignedJwt,
+    /// `POST /gw/api/v1/sso-sessions`.
+    SsoSessions,
+    /// `GET /v1/api/sso/validate`.
+    SsoValidate,
+    /// `POST /v1/api/iserver/auth/ssodh/init`.
+    SsoDhInit,
+    /// `GET` or `POST /v1/api/tickle`.
+    Tickle,
+    /// `POST /v1/api/iserver/auth/status`.
+    AuthStatus,
+    /// `POST /v1/api/logout`.
+    Logout,
+    /// `GET /v1/api/portfolio/accounts`.
+    PortfolioAccounts,
+    /// `GET /v1/api/iserver/accounts`.
+    IserverAccounts,
     /// Any other path.
     Other,
 }
@@ -50,15 +66,24 @@ pub enum Endpoint {
 impl Endpoint {
     /// Whether this is an API call (a protected resource), not a token request.
     pub const fn is_api_call(self) -> bool {
-        matches!(self, Self::EchoHttps | Self::EchoSignedJwt)
+        !matches!(self, Self::Token | Self::Other)
     }
 
-    /// A short name: `token`, `echo/https`, `echo/signed-jwt`, `other`.
+    /// A short name: `token`, `echo/https`, `echo/signed-jwt`, `sso-sessions`, `tickle`, ...,
+    /// `other`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Token => "token",
             Self::EchoHttps => "echo/https",
             Self::EchoSignedJwt => "echo/signed-jwt",
+            Self::SsoSessions => "sso-sessions",
+            Self::SsoValidate => "sso/validate",
+            Self::SsoDhInit => "ssodh/init",
+            Self::Tickle => "tickle",
+            Self::AuthStatus => "auth/status",
+            Self::Logout => "logout",
+            Self::PortfolioAccounts => "portfolio/accounts",
+            Self::IserverAccounts => "iserver/accounts",
             Self::Other => "other",
         }
     }

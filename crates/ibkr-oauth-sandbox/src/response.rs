@@ -110,7 +110,11 @@ pub(crate) fn token(access_token: &str, scope: Option<&str>, expires_in: u64) ->
     response
 }
 
-fn json(status: StatusCode, content_type: &'static str, body: &impl Serialize) -> Response {
+pub(crate) fn json(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &impl Serialize,
+) -> Response {
     // Serializing these plain structs cannot fail; an empty body would still be a valid answer.
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = Response::new(Body::from(bytes));

@@ -167,6 +167,8 @@
 //!   for any number of tasks (needs a tokio runtime).
 //! - `middleware`: [`middleware::BearerAuth`] (the token on API requests, 401 recovery) and
 //!   [`api::ApiClient`] (IBKR's echo endpoints through the generated operations).
+//! - `pacing`: [`pacing::Governor`], IBKR's request pacing (per user, per endpoint) decided
+//!   before a request leaves.
 //! - `blocking`: `blocking::TokenClient` and `blocking::TokenProvider`, for programs without an
 //!   async runtime.
 //! - `encrypted-keys`: reading encrypted PKCS#8 keys (`BEGIN ENCRYPTED PRIVATE KEY`); it brings
@@ -203,6 +205,12 @@ mod config; // Config: settings from the IBKR_* environment variables
 
 #[cfg(feature = "provider")]
 pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
+
+#[cfg(feature = "provider")]
+pub mod session; // the SSO and brokerage session: open, keep alive, heal, log out
+
+#[cfg(feature = "pacing")]
+pub mod pacing; // IBKR's request pacing: GCRA per user and per endpoint, 429 pauses
 
 #[cfg(feature = "middleware")]
 pub mod middleware; // BearerAuth: the token on API requests, 401 recovery

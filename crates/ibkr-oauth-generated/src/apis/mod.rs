@@ -122,7 +122,9 @@ impl From<&str> for ContentType {
     }
 }
 
+pub mod authorization_sso_sessions_api;
 pub mod authorization_token_api;
+pub mod trading_session_api;
 pub mod utilities_echo_api;
 
 pub mod configuration;

@@ -1,7 +1,7 @@
 /*
  * IBKR Web API - OAuth 2.0 token endpoint
  *
- * The OAuth 2.0 token endpoint of the Interactive Brokers Web API, as IBKR publishes it in its Web API OpenAPI document (\"IB REST API\"). A client authenticates with a signed JWT client assertion (private_key_jwt, RFC 7521 / RFC 7523) and receives an access token. Failures are RFC 9457 problem details. The echo endpoints are copied from IBKR's published document (version 2.28.0); the `oauth2` security scheme on them is this project's addition (see its description).
+ * The OAuth 2.0 token endpoint of the Interactive Brokers Web API, as IBKR publishes it in its Web API OpenAPI document (\"IB REST API\"). A client authenticates with a signed JWT client assertion (private_key_jwt, RFC 7521 / RFC 7523) and receives an access token. Failures are RFC 9457 problem details. The echo endpoints, the SSO session (`/gw/api/v1/sso-sessions`) and the session endpoints under `/v1/api` (validate, brokerage init, tickle, status, logout) are copied from IBKR's published document (version 2.28.0, mirrored in the public repository cquillen/ibkr-conduit, docs/ibkr-web-api-openapi.json); the `oauth2` and `ssoBearer` security schemes on them are this project's addition (see their descriptions), and each place where IBKR's servers or working clients differ from the document says so in a comment beside it.
  *
  * The version of the OpenAPI document: 2.9.0
  *

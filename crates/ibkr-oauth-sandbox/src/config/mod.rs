@@ -13,6 +13,7 @@ use std::time::Duration;
 use jsonwebtoken::DecodingKey;
 
 use crate::key::{KeyType, parse_public_key};
+use crate::session::SessionSettings;
 use crate::trace::TraceSink;
 use crate::{Algorithm, Error, RunningSandbox};
 
@@ -46,6 +47,8 @@ pub struct SandboxBuilder {
     request_log_capacity: usize,
     max_body_bytes: usize,
     trace: Option<TraceSink>,
+    sessions: SessionSettings,
+    tls: bool,
 }
 
 impl Default for SandboxBuilder {
@@ -60,6 +63,8 @@ impl Default for SandboxBuilder {
             request_log_capacity: DEFAULT_REQUEST_LOG_CAPACITY,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trace: None,
+            sessions: SessionSettings::default(),
+            tls: false,
         }
     }
 }
@@ -141,6 +146,29 @@ impl SandboxBuilder {
         self
     }
 
+    /// How long an SSO session lives without a request (default
+    /// [`DEFAULT_SESSION_IDLE_TIMEOUT`](crate::DEFAULT_SESSION_IDLE_TIMEOUT)); tests shorten it
+    /// (tokio time: under paused time it passes without waiting).
+    pub fn session_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.sessions.idle_timeout = timeout;
+        self
+    }
+
+    /// How long an SSO session lives at most, however busy (default
+    /// [`DEFAULT_SESSION_LIFETIME`](crate::DEFAULT_SESSION_LIFETIME), a day).
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.sessions.lifetime = lifetime;
+        self
+    }
+
+    /// Serves `https` (on) instead of `http` (off, the default), with a certificate for
+    /// `localhost`, `127.0.0.1` and `::1` issued by a CA made at start:
+    /// [`RunningSandbox::ca_certificate_pem`] is the one certificate a client must trust.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
     /// Checks every setting and key, and returns the sandbox ready to start.
     ///
     /// # Errors
@@ -165,6 +193,12 @@ impl SandboxBuilder {
             return Err(invalid(
                 "max_assertion_lifetime",
                 "must be at least one second".into(),
+            ));
+        }
+        if self.sessions.idle_timeout.is_zero() || self.sessions.lifetime.is_zero() {
+            return Err(invalid(
+                "session_idle_timeout / session_lifetime",
+                "must be more than zero".into(),
             ));
         }
         if self.max_body_bytes < 1024 {
@@ -255,6 +289,8 @@ impl SandboxBuilder {
                 request_log_capacity: self.request_log_capacity,
                 max_body_bytes: self.max_body_bytes,
                 trace: self.trace,
+                sessions: self.sessions,
+                tls: self.tls,
             },
             clock_offset_secs: self.clock_offset_secs,
         })
@@ -342,6 +378,8 @@ pub(crate) struct Config {
     pub(crate) request_log_capacity: usize,
     pub(crate) max_body_bytes: usize,
     pub(crate) trace: Option<TraceSink>,
+    pub(crate) sessions: SessionSettings,
+    pub(crate) tls: bool,
 }
 
 #[derive(Debug)]

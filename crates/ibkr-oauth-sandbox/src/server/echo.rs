@@ -17,6 +17,10 @@ use crate::log::{Endpoint, MAX_DECODED_ASSERTION_BYTES, bounded};
 use crate::protocol::{
     ECHO_HTTPS_PATH, ECHO_READ_SCOPE, ECHO_SIGNED_JWT_PATH, ECHO_WRITE_SCOPE, TOKEN_PATH,
 };
+use crate::session::{
+    AUTH_STATUS_PATH, ISERVER_ACCOUNTS_PATH, LOGOUT_PATH, PORTFOLIO_ACCOUNTS_PATH,
+    SSO_SESSIONS_PATH, SSO_VALIDATE_PATH, SSODH_INIT_PATH, TICKLE_PATH,
+};
 use crate::verify::bearer::{self, Denial};
 use crate::verify::signed_body::{self, BodyRefusal};
 use crate::verify::{form, jws, quote};
@@ -79,7 +83,7 @@ pub(super) async fn echo_signed_jwt(
         &bytes,
     );
     let query = match checked
-        .and_then(|()| query_parameters(parts.uri.query()).map_err(BodyRefusal::Invalid))
+        .and_then(|_| query_parameters(parts.uri.query()).map_err(BodyRefusal::Invalid))
     {
         Ok(query) => query,
         Err(BodyRefusal::MediaType(detail)) => {
@@ -95,7 +99,7 @@ pub(super) async fn echo_signed_jwt(
 
 impl Shared {
     /// The bearer token's claims when it is valid and has `scope`; else the answer to send.
-    fn authorize(
+    pub(super) fn authorize(
         &self,
         exchange: &mut Exchange,
         headers: &HeaderMap,
@@ -175,8 +179,30 @@ fn endpoint_at(path: &str) -> Option<(Endpoint, &'static str, &'static str)> {
         TOKEN_PATH => Some((Endpoint::Token, "POST", "the token endpoint is POST")),
         ECHO_HTTPS_PATH => Some((Endpoint::EchoHttps, "GET", "this endpoint is GET")),
         ECHO_SIGNED_JWT_PATH => Some((Endpoint::EchoSignedJwt, "POST", "this endpoint is POST")),
-        _ => None,
+        TICKLE_PATH => Some((
+            Endpoint::Tickle,
+            "GET, POST",
+            "this endpoint is GET or POST",
+        )),
+        _ => session_endpoint_at(path),
     }
+}
+
+/// The session endpoints with one method.
+fn session_endpoint_at(path: &str) -> Option<(Endpoint, &'static str, &'static str)> {
+    const GET: (&str, &str) = ("GET", "this endpoint is GET");
+    const POST: (&str, &str) = ("POST", "this endpoint is POST");
+    let (endpoint, (allow, says)) = match path {
+        SSO_SESSIONS_PATH => (Endpoint::SsoSessions, POST),
+        SSO_VALIDATE_PATH => (Endpoint::SsoValidate, GET),
+        SSODH_INIT_PATH => (Endpoint::SsoDhInit, POST),
+        AUTH_STATUS_PATH => (Endpoint::AuthStatus, POST),
+        LOGOUT_PATH => (Endpoint::Logout, POST),
+        PORTFOLIO_ACCOUNTS_PATH => (Endpoint::PortfolioAccounts, GET),
+        ISERVER_ACCOUNTS_PATH => (Endpoint::IserverAccounts, GET),
+        _ => return None,
+    };
+    Some((endpoint, allow, says))
 }
 
 pub(super) async fn method_not_allowed(

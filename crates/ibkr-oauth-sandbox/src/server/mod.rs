@@ -4,8 +4,11 @@
 //! Connections are served by hyper directly (not `axum::serve`) so that a handler can make the
 //! connection close without an answer: a fault that `axum::serve` cannot produce.
 
+mod controls;
 mod echo;
 mod handle;
+mod portfolio;
+mod session;
 mod shared;
 mod token;
 
@@ -25,6 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 pub use handle::RunningSandbox;
@@ -33,6 +37,10 @@ use shared::{CloseConnection, Shared, stopped};
 use crate::clock::Clock;
 use crate::log::RequestLog;
 use crate::protocol::{ECHO_HTTPS_PATH, ECHO_SIGNED_JWT_PATH, TOKEN_PATH};
+use crate::session::{
+    AUTH_STATUS_PATH, ISERVER_ACCOUNTS_PATH, LOGOUT_PATH, PORTFOLIO_ACCOUNTS_PATH,
+    SSO_SESSIONS_PATH, SSO_VALIDATE_PATH, SSODH_INIT_PATH, Sessions, TICKLE_PATH,
+};
 use crate::token::Minter;
 use crate::{Error, Sandbox};
 
@@ -65,6 +73,12 @@ pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningS
         config,
         clock_offset_secs,
     } = sandbox;
+    let tls = if config.tls {
+        Some(crate::tls::generate()?)
+    } else {
+        None
+    };
+    let sessions = Mutex::new(Sessions::new(config.sessions.clone()));
     let shared = Arc::new(Shared {
         log: Mutex::new(RequestLog::new(config.request_log_capacity)),
         config,
@@ -77,21 +91,36 @@ pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningS
         revoked_jtis: Mutex::new(HashSet::new()),
         revoked_through: AtomicU64::new(0),
         next_request: AtomicU64::new(1),
+        sessions,
         shutdown: watch::Sender::new(false),
     });
     let router = Router::new()
         .route(TOKEN_PATH, post(token::token_endpoint))
         .route(ECHO_HTTPS_PATH, get(echo::echo_https))
         .route(ECHO_SIGNED_JWT_PATH, post(echo::echo_signed_jwt))
+        .route(SSO_SESSIONS_PATH, post(session::sso_sessions))
+        .route(SSO_VALIDATE_PATH, get(session::validate))
+        .route(SSODH_INIT_PATH, post(session::ssodh_init))
+        .route(TICKLE_PATH, get(session::tickle).post(session::tickle))
+        .route(AUTH_STATUS_PATH, post(session::auth_status))
+        .route(LOGOUT_PATH, post(session::logout))
+        .route(PORTFOLIO_ACCOUNTS_PATH, get(portfolio::portfolio_accounts))
+        .route(ISERVER_ACCOUNTS_PATH, get(portfolio::iserver_accounts))
         .method_not_allowed_fallback(echo::method_not_allowed)
         .fallback(echo::not_found)
         .with_state(Arc::clone(&shared));
-    let task = tokio::spawn(accept_loop(listener, router, Arc::clone(&shared)));
+    let ca_pem = tls.as_ref().map(|tls| tls.ca_pem.clone());
+    let task = tokio::spawn(accept_loop(listener, router, Arc::clone(&shared), tls));
     tracing::debug!(%local_addr, "sandbox started");
-    Ok(RunningSandbox::new(shared, local_addr, task))
+    Ok(RunningSandbox::new(shared, local_addr, task, ca_pem))
 }
 
-async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    shared: Arc<Shared>,
+    tls: Option<crate::tls::Tls>,
+) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();
     loop {
@@ -100,7 +129,11 @@ async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>)
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, router.clone(), Arc::clone(&shared)));
+                    let (router, shared) = (router.clone(), Arc::clone(&shared));
+                    match &tls {
+                        None => connections.spawn(serve_connection(stream, router, shared)),
+                        Some(tls) => connections.spawn(serve_tls(stream, tls.acceptor.clone(), router, shared)),
+                    };
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -114,7 +147,24 @@ async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>)
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(stream: TcpStream, router: Router, shared: Arc<Shared>) {
+/// The TLS handshake, then the connection; a failed handshake (a client that does not trust
+/// the CA, say) only closes this connection.
+async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, router: Router, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let handshake = tokio::select! {
+        handshake = acceptor.accept(stream) => handshake,
+        () = stopped(&mut shutdown) => return,
+    };
+    match handshake {
+        Ok(stream) => serve_connection(stream, router, shared).await,
+        Err(error) => tracing::debug!(%error, "sandbox: TLS handshake failed"),
+    }
+}
+
+async fn serve_connection<S>(stream: S, router: Router, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut shutdown = shared.shutdown.subscribe();
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {

@@ -42,6 +42,8 @@ pub(super) struct Shared {
     pub(super) revoked_through: AtomicU64,
     /// For request ids when the system gives no randomness.
     pub(super) next_request: AtomicU64,
+    /// The SSO and brokerage sessions.
+    pub(super) sessions: Mutex<crate::session::Sessions>,
     pub(super) shutdown: watch::Sender<bool>,
 }
 

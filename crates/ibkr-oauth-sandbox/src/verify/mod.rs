@@ -10,6 +10,7 @@ pub(crate) mod bearer;
 pub(crate) mod form;
 pub(crate) mod jws;
 pub(crate) mod signed_body;
+pub(crate) mod sso_body;
 #[cfg(test)]
 mod tests;
 

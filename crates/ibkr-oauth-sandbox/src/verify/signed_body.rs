@@ -7,7 +7,7 @@
 //! `kid` of the token's client, the algorithm bound to it, the signature, `iss` = the client
 //! id, and `exp`, `iat`, `nbf` against its clock when they are present.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{check_nbf, check_not_future, jws, quote};
 use crate::config::Config;
@@ -22,14 +22,15 @@ pub(crate) enum BodyRefusal {
     Invalid(String),
 }
 
-/// Checks a Signed JWT body sent with the access token of `client_id`, at sandbox time `now`.
+/// Checks a Signed JWT body sent with the access token of `client_id`, at sandbox time `now`;
+/// returns its claims.
 pub(crate) fn check(
     config: &Config,
     now: i64,
     client_id: &str,
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<(), BodyRefusal> {
+) -> Result<Map<String, Value>, BodyRefusal> {
     match content_type {
         None => {
             return Err(BodyRefusal::MediaType(format!(
@@ -85,5 +86,6 @@ pub(crate) fn check(
             .ok_or_else(|| refuse("iat is not a number".into()))?;
         check_not_future("iat", iat, now, config.iat_tolerance_secs).map_err(refuse)?;
     }
-    check_nbf(&claims, now, config.iat_tolerance_secs).map_err(refuse)
+    check_nbf(&claims, now, config.iat_tolerance_secs).map_err(refuse)?;
+    Ok(claims)
 }
