@@ -45,6 +45,12 @@ pub enum Error {
     /// The local token agent could not listen or serve (the message says why and what to do).
     #[error("{0}")]
     Agent(String),
+    /// A sink file could not be set up or written (the message says why and what to do).
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+    /// Waiting for `exec`'s child failed.
+    #[error("could not wait for the command `exec` runs")]
+    Exec(#[source] std::io::Error),
     /// `doctor` found a failing check (its report, already printed, says what to do).
     #[error("doctor: the {first} check failed; see the report above")]
     ChecksFailed {

@@ -8,7 +8,8 @@ mod local;
 use clap::{ArgAction, Parser, Subcommand};
 
 pub use client::{
-    AssertionArgs, DoctorArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs, TokenArgs,
+    AssertionArgs, DoctorArgs, ExecArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs,
+    TokenArgs,
 };
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
 
@@ -73,6 +74,11 @@ pub enum Command {
     /// secret) until Ctrl-C: one token for the whole host.
     #[command(after_help = EXIT_CODES_HELP)]
     Serve(ServeArgs),
+    /// Run a command with the token in its environment (IBKR_ACCESS_TOKEN) and in a file kept
+    /// current; pass signals on, exit with its code; on refresh: nothing, a signal, or a
+    /// restart.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Exec(ExecArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
     Completions(CompletionsArgs),
 }
