@@ -33,6 +33,8 @@ pub fn code(error: &Error) -> u8 {
         Error::Sdk(error) => sdk_code(error),
         Error::Sandbox(error) => sandbox_code(error),
         Error::ChecksFailed { code, .. } => *code,
+        Error::SessionEnded(_) => REFUSED,
+        Error::Session(_) => TRANSPORT,
         Error::Output(_) | Error::Runtime(_) | Error::Signal(_) | Error::Internal(_) => FAILURE,
     }
 }

@@ -4,6 +4,7 @@
 
 mod client;
 mod local;
+mod session;
 
 use clap::{ArgAction, Parser, Subcommand};
 
@@ -11,6 +12,7 @@ pub use client::{
     AssertionArgs, DoctorArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs, TokenArgs,
 };
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
+pub use session::{OpenArgs, SessionAction, SessionArgs, TokenArgs as SessionTokenArgs};
 
 /// The exit codes, as `--help` shows them (the table of the [crate docs](crate) and
 /// [`exit`](crate::exit)).
@@ -73,6 +75,9 @@ pub enum Command {
     /// secret) until Ctrl-C: one token for the whole host.
     #[command(after_help = EXIT_CODES_HELP)]
     Serve(ServeArgs),
+    /// IBKR's SSO and brokerage session: open, status, keep (hold it open), logout.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Session(SessionArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
     Completions(CompletionsArgs),
 }

@@ -8,6 +8,7 @@ pub mod jwk;
 pub mod keygen;
 pub mod sandbox;
 pub mod serve;
+pub mod session;
 pub mod token;
 
 use std::io::Write;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli, local: LocalTime, out: &mut dyn Write) -> Result<(), 
         Command::Sandbox(args) => sandbox::run(&args, out).await,
         Command::Serve(args) => serve::run(&args, out).await,
         Command::Demo(args) => demo::run(&args, &local, out).await,
+        Command::Session(args) => session::run(&args, &local, out).await,
     }
 }
 
