@@ -101,6 +101,16 @@ impl Settings {
         self
     }
 
+    /// The IBKR username, if given (flag or `IBKR_USERNAME`).
+    pub fn username(&self) -> Option<&str> {
+        self.config.get_username()
+    }
+
+    /// The session's public IP, if given (flag or `IBKR_SESSION_IP`).
+    pub fn session_ip(&self) -> Option<&str> {
+        self.config.get_session_ip()
+    }
+
     /// A session configuration for the username and IP given.
     ///
     /// # Errors
