@@ -23,6 +23,8 @@ pub const CLIENT: &str = "fleet-client";
 pub const KID: &str = "main";
 /// A scope it may ask for.
 pub const SCOPE: &str = "sso-sessions.write";
+/// Another scope it may ask for.
+pub const OTHER_SCOPE: &str = "echo.read";
 /// The generous bound on any wait in these tests (never a timed assertion: a limit that only a
 /// hang reaches).
 pub const LIMIT: Duration = Duration::from_secs(60);
@@ -238,7 +240,7 @@ impl Fleet {
             .client(
                 RegisteredClient::new(CLIENT)
                     .key(KID, key.public_key_pem())
-                    .allowed_scopes([SCOPE]),
+                    .allowed_scopes([SCOPE, OTHER_SCOPE]),
             )
             .expires_in(lifetime)
             .request_log_capacity(100_000)
@@ -271,6 +273,22 @@ impl Fleet {
         client_fetch(&self.sandbox.base_url(), self.key.clone())
     }
 
+    /// The fetch of the client against the sandbox, asking for `scope`.
+    pub fn fetch_scope(&self, scope: &str) -> ClientFetch {
+        client_fetch_scope(&self.sandbox.base_url(), self.key.clone(), scope)
+    }
+
+    /// The identity of the client's tokens for `scope` against the sandbox.
+    pub fn identity(&self, scope: &str) -> ibkr_oauth_redis::TokenIdentity {
+        ibkr_oauth_redis::TokenIdentity::new(
+            CLIENT,
+            KID,
+            ibkr_oauth::IBKR_PRODUCTION,
+            self.sandbox.base_url(),
+            Some(scope),
+        )
+    }
+
     /// A builder for an in-process member (its own provider and Redis connection, as a
     /// separate process would have).
     pub fn source(&self, redis_url: &str) -> RedisTokenSourceBuilder {
@@ -294,6 +312,11 @@ impl Fleet {
 
 /// The fetch of `key`'s client against `base_url`.
 pub fn client_fetch(base_url: &str, key: PrivateKey) -> ClientFetch {
+    client_fetch_scope(base_url, key, SCOPE)
+}
+
+/// The fetch of `key`'s client against `base_url`, asking for `scope`.
+pub fn client_fetch_scope(base_url: &str, key: PrivateKey, scope: &str) -> ClientFetch {
     let client = TokenClient::builder()
         .base_url(base_url)
         .timeout(Duration::from_secs(20))
@@ -302,7 +325,7 @@ pub fn client_fetch(base_url: &str, key: PrivateKey) -> ClientFetch {
     let signer = Signer::builder(CLIENT, KID, key).build().expect("a signer");
     let request = TokenRequest::builder()
         .signer(signer)
-        .scope(SCOPE)
+        .scope(scope)
         .build()
         .expect("a request");
     ClientFetch::new(client, request)
@@ -313,6 +336,28 @@ pub fn member_binary() -> PathBuf {
     if let Some(path) = option_env!("CARGO_BIN_EXE_fleet-member") {
         return PathBuf::from(path);
     }
+    beside_current_exe("fleet-member")
+}
+
+/// Where cargo put the pacing member binary.
+pub fn pace_member_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_pace-member") {
+        return PathBuf::from(path);
+    }
+    beside_current_exe("pace-member")
+}
+
+/// A pacing member (`pace-member`) on `redis_url`, configured but not started (`PACE_*`).
+pub fn pace_member(redis_url: &str) -> MemberCommand {
+    let mut cmd = Command::new(pace_member_binary());
+    cmd.env("PACE_REDIS_URL", redis_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    MemberCommand(cmd)
+}
+
+fn beside_current_exe(name: &str) -> PathBuf {
     // The library is also built outside tests: find the binary beside the current executable.
     let exe = std::env::current_exe().expect("the current executable");
     let dir = exe
@@ -326,7 +371,7 @@ pub fn member_binary() -> PathBuf {
         })
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    dir.join("fleet-member")
+    dir.join(name)
 }
 
 /// A member process to be started.

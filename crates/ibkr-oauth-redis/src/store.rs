@@ -1,13 +1,10 @@
 //! The Redis side: two keys per cache (the sealed entry and the lease) and the few commands
 //! that touch them, each bounded by the command timeout.
 
-use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
-
+use crate::conn::Conn;
+pub(crate) use crate::conn::{StoreError, StoreResult};
 use crate::entry::{FINGERPRINT_AT, FINGERPRINT_LEN};
 
 /// Deletes the lease only if it still holds this holder's value.
@@ -24,26 +21,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-/// Why a Redis command gave no answer.
-#[derive(Debug)]
-pub(crate) enum StoreError {
-    /// No answer within the command timeout.
-    Timeout(Duration),
-    /// Redis (or the way to it) failed.
-    Redis(redis::RedisError),
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Timeout(t) => write!(f, "Redis did not answer within {} ms", t.as_millis()),
-            StoreError::Redis(e) => write!(f, "Redis: {e}"),
-        }
-    }
-}
-
-pub(crate) type StoreResult<T> = Result<T, StoreError>;
-
 /// An entry as read: its sealed value and how long Redis keeps it.
 pub(crate) struct Read {
     pub(crate) value: Vec<u8>,
@@ -51,10 +28,7 @@ pub(crate) struct Read {
 }
 
 pub(crate) struct Store {
-    client: redis::Client,
-    /// Made on first use, inside the runtime (the manager spawns a task).
-    connection: OnceCell<ConnectionManager>,
-    timeout: Duration,
+    conn: Conn,
     pub(crate) entry_key: String,
     lease_key: String,
     release: redis::Script,
@@ -76,9 +50,7 @@ return 0",
             to = FINGERPRINT_AT + FINGERPRINT_LEN,
         );
         Self {
-            client,
-            connection: OnceCell::new(),
-            timeout,
+            conn: Conn::new(client, timeout),
             entry_key: format!("{namespace}:token"),
             lease_key: format!("{namespace}:lease"),
             release: redis::Script::new(RELEASE),
@@ -91,37 +63,10 @@ return 0",
         &self.lease_key
     }
 
-    /// Runs one operation on the shared connection, within the timeout.
-    async fn run<T, F, Fut>(&self, op: F) -> StoreResult<T>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        let work = async {
-            let connection = self
-                .connection
-                .get_or_try_init(|| async {
-                    let config = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(self.timeout))
-                        .set_response_timeout(Some(self.timeout))
-                        .set_number_of_retries(1)
-                        .set_min_delay(Duration::from_millis(50))
-                        .set_max_delay(self.timeout);
-                    ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                })
-                .await?
-                .clone();
-            op(connection).await
-        };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(result) => result.map_err(StoreError::Redis),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
-        }
-    }
-
     /// The entry and its remaining time, if there is one.
     pub(crate) async fn read(&self) -> StoreResult<Option<Read>> {
         let (value, ttl): (Option<Vec<u8>>, i64) = self
+            .conn
             .run(|mut c| async move {
                 redis::pipe()
                     .get(&self.entry_key)
@@ -143,22 +88,24 @@ return 0",
     /// Stores a sealed entry for `ttl`.
     pub(crate) async fn write(&self, value: &[u8], ttl: Duration) -> StoreResult<()> {
         let ms = millis(ttl);
-        self.run(|mut c| async move {
-            redis::cmd("SET")
-                .arg(&self.entry_key)
-                .arg(value)
-                .arg("PX")
-                .arg(ms)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        self.conn
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(&self.entry_key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
     }
 
     /// Takes the lease if nobody holds it.
     pub(crate) async fn try_lease(&self, holder: &str, ttl: Duration) -> StoreResult<bool> {
         let ms = millis(ttl);
         let reply: Option<String> = self
+            .conn
             .run(|mut c| async move {
                 redis::cmd("SET")
                     .arg(&self.lease_key)
@@ -176,6 +123,7 @@ return 0",
     /// Releases the lease if `holder` still holds it.
     pub(crate) async fn release(&self, holder: &str) -> StoreResult<bool> {
         let deleted: i64 = self
+            .conn
             .run(|mut c| async move {
                 self.release
                     .key(&self.lease_key)
@@ -192,6 +140,7 @@ return 0",
     pub(crate) async fn hold(&self, holder: &str, ttl: Duration) -> StoreResult<bool> {
         let ms = millis(ttl);
         let set: i64 = self
+            .conn
             .run(|mut c| async move {
                 self.hold
                     .key(&self.lease_key)
@@ -207,6 +156,7 @@ return 0",
     /// Deletes the entry only if it holds the token with this fingerprint.
     pub(crate) async fn invalidate(&self, fingerprint: &[u8]) -> StoreResult<bool> {
         let deleted: i64 = self
+            .conn
             .run(|mut c| async move {
                 self.invalidate
                     .key(&self.entry_key)
