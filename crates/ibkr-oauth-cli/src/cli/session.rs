@@ -57,8 +57,12 @@ pub struct OpenArgs {
 /// A session opened before: its SSO token comes from IBKR_SSO_TOKEN (never a flag).
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// The API server [env: IBKR_BASE_URL] [default: https://api.ibkr.com].
-    #[arg(long, value_name = "URL")]
+    /// The API server.
+    #[arg(
+        long,
+        value_name = "URL",
+        help = "The API server [env: IBKR_BASE_URL] [default: https://api.ibkr.com]"
+    )]
     pub base_url: Option<String>,
     /// Seconds allowed for each request.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
