@@ -101,6 +101,7 @@
 //! | echo/signed-jwt: not `application/jwt` | 415 | `application/problem+json` | not in IBKR's document |
 //! | echo/signed-jwt: bad signed body | 400 | `application/problem+json` | `detail` starts `signed body:`; not in IBKR's document |
 //! | echo accepted | 200 | `application/json` | `EchoResponse`: `requestMethod`, `securityPolicy`, `queryParameters` |
+//! | [pacing](SandboxBuilder::pacing) on: a username past a limit, or in its penalty window | 429 + `Retry-After` | `application/json` | `{"error":"Too Many Requests","statusCode":429}` |
 //! | another path / method | 404 / 405 (+ `Allow`) | `application/problem+json` | outside the operations |
 //! | a request hyper refuses before the sandbox sees it: headers over its size limit, a malformed request line, header or `Content-Length` | 431 / 400 | none | empty |
 //!
@@ -120,6 +121,7 @@ mod error;
 mod fault;
 mod key;
 mod log;
+mod pacing;
 mod protocol;
 mod response;
 mod server;
@@ -137,6 +139,7 @@ pub use config::{
 pub use error::Error;
 pub use fault::Fault;
 pub use log::{Endpoint, Outcome, RecordedForm, RecordedRequest};
+pub use pacing::{DEFAULT_PENALTY, PacingCounts, SandboxPacing};
 pub use protocol::{
     CLIENT_ASSERTION_TYPE, ECHO_HTTPS_PATH, ECHO_READ_SCOPE, ECHO_SIGNED_JWT_PATH,
     ECHO_WRITE_SCOPE, FORM_CONTENT_TYPE, GRANT_TYPE, JWT_CONTENT_TYPE, REQUEST_ID_HEADER,

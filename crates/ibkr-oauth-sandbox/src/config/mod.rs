@@ -48,6 +48,7 @@ pub struct SandboxBuilder {
     max_body_bytes: usize,
     trace: Option<TraceSink>,
     sessions: SessionSettings,
+    pacing: Option<crate::SandboxPacing>,
 }
 
 impl Default for SandboxBuilder {
@@ -63,6 +64,7 @@ impl Default for SandboxBuilder {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trace: None,
             sessions: SessionSettings::default(),
+            pacing: None,
         }
     }
 }
@@ -149,6 +151,13 @@ impl SandboxBuilder {
     /// (tokio time: under paused time it passes without waiting).
     pub fn session_idle_timeout(mut self, timeout: Duration) -> Self {
         self.sessions.idle_timeout = timeout;
+        self
+    }
+
+    /// Enforces IBKR's pacing on the calls with an SSO bearer, per username: `429` with
+    /// `Retry-After` past a limit, then a penalty window (off by default).
+    pub fn pacing(mut self, pacing: crate::SandboxPacing) -> Self {
+        self.pacing = Some(pacing);
         self
     }
 
@@ -280,6 +289,7 @@ impl SandboxBuilder {
                 max_body_bytes: self.max_body_bytes,
                 trace: self.trace,
                 sessions: self.sessions,
+                pacing: self.pacing,
             },
             clock_offset_secs: self.clock_offset_secs,
         })
@@ -368,6 +378,7 @@ pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
     pub(crate) trace: Option<TraceSink>,
     pub(crate) sessions: SessionSettings,
+    pub(crate) pacing: Option<crate::SandboxPacing>,
 }
 
 #[derive(Debug)]
