@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use ibkr_oauth::provider::ClientFetch;
 use ibkr_oauth::{Signer, TokenClient, TokenRequest};
-use ibkr_oauth_redis::{EncryptionKey, RedisTokenSource};
+use ibkr_oauth_redis::{EncryptionKey, RedisTokenSource, TokenIdentity};
 
 use crate::error::Error;
 
 /// The variable holding the fleet's 32-byte encryption key, base64.
 pub const REDIS_KEY_VAR: &str = "IBKR_REDIS_KEY";
 
-/// A Redis-shared source at `url` for `signer`'s client, asking for `scope`.
+/// A Redis-shared source at `url` for `signer`'s client, asking for `scope`. The entry is
+/// named after everything that makes two tokens differ (client id, key id, audience, base
+/// URL, scope set), and each entry read is checked against this client id and scope set.
 ///
 /// # Errors
 /// [`Error::Config`] for a missing or bad key variable or a bad URL (the password is never
@@ -29,13 +31,20 @@ pub fn source(
              rand -base64 32`)"
         ))
     })?;
-    let name = signer.client_id().to_owned();
+    let identity = TokenIdentity::new(
+        signer.client_id(),
+        signer.key_id(),
+        signer.audience(),
+        client.base_url(),
+        scope,
+    );
     let mut request = TokenRequest::builder().signer(signer);
     if let Some(scope) = scope {
         request = request.scope(scope);
     }
     let fetch = ClientFetch::new(client, request.build()?);
-    let source = RedisTokenSource::builder(url, name, key, fetch)
+    let source = RedisTokenSource::builder(url, identity.cache_name(), key, fetch)
+        .identity(identity)
         .build()
         .map_err(|e| Error::Config(e.to_string()))?;
     Ok(Arc::new(source))

@@ -23,6 +23,8 @@ pub const CLIENT: &str = "fleet-client";
 pub const KID: &str = "main";
 /// A scope it may ask for.
 pub const SCOPE: &str = "sso-sessions.write";
+/// Another scope it may ask for.
+pub const OTHER_SCOPE: &str = "echo.read";
 /// The generous bound on any wait in these tests (never a timed assertion: a limit that only a
 /// hang reaches).
 pub const LIMIT: Duration = Duration::from_secs(60);
@@ -238,7 +240,7 @@ impl Fleet {
             .client(
                 RegisteredClient::new(CLIENT)
                     .key(KID, key.public_key_pem())
-                    .allowed_scopes([SCOPE]),
+                    .allowed_scopes([SCOPE, OTHER_SCOPE]),
             )
             .expires_in(lifetime)
             .request_log_capacity(100_000)
@@ -271,6 +273,22 @@ impl Fleet {
         client_fetch(&self.sandbox.base_url(), self.key.clone())
     }
 
+    /// The fetch of the client against the sandbox, asking for `scope`.
+    pub fn fetch_scope(&self, scope: &str) -> ClientFetch {
+        client_fetch_scope(&self.sandbox.base_url(), self.key.clone(), scope)
+    }
+
+    /// The identity of the client's tokens for `scope` against the sandbox.
+    pub fn identity(&self, scope: &str) -> ibkr_oauth_redis::TokenIdentity {
+        ibkr_oauth_redis::TokenIdentity::new(
+            CLIENT,
+            KID,
+            ibkr_oauth::IBKR_PRODUCTION,
+            self.sandbox.base_url(),
+            Some(scope),
+        )
+    }
+
     /// A builder for an in-process member (its own provider and Redis connection, as a
     /// separate process would have).
     pub fn source(&self, redis_url: &str) -> RedisTokenSourceBuilder {
@@ -294,6 +312,11 @@ impl Fleet {
 
 /// The fetch of `key`'s client against `base_url`.
 pub fn client_fetch(base_url: &str, key: PrivateKey) -> ClientFetch {
+    client_fetch_scope(base_url, key, SCOPE)
+}
+
+/// The fetch of `key`'s client against `base_url`, asking for `scope`.
+pub fn client_fetch_scope(base_url: &str, key: PrivateKey, scope: &str) -> ClientFetch {
     let client = TokenClient::builder()
         .base_url(base_url)
         .timeout(Duration::from_secs(20))
@@ -302,7 +325,7 @@ pub fn client_fetch(base_url: &str, key: PrivateKey) -> ClientFetch {
     let signer = Signer::builder(CLIENT, KID, key).build().expect("a signer");
     let request = TokenRequest::builder()
         .signer(signer)
-        .scope(SCOPE)
+        .scope(scope)
         .build()
         .expect("a request");
     ClientFetch::new(client, request)

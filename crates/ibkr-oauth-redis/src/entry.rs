@@ -4,15 +4,19 @@
 //!
 //! | bytes | what |
 //! |---|---|
-//! | 1 | format version (1) |
+//! | 1 | format version (2) |
 //! | 8 | key id (which key sealed it; not secret) |
 //! | 32 | fingerprint: HMAC-SHA256 of the access token under a derived key |
 //! | 12 | nonce (random per write) |
-//! | rest | ciphertext and tag of the JSON payload (token, type, scope, lifetime) |
+//! | rest | ciphertext and tag of the JSON payload (token, type, scope, lifetime; the client id
+//! and scope set asked for; when it was issued and when it expires, Unix milliseconds) |
 //!
 //! The associated data is the entry's Redis key name followed by the first 41 bytes, so that an
-//! entry copied under another name, or with another fingerprint, fails to open. The entry's
-//! expiry is the Redis key's own (`PX`): nothing about the token is readable without the key.
+//! entry copied under another name, or with another fingerprint, fails to open. The expiry a
+//! reader trusts is the sealed one (Redis's TTL, which anyone who can write to Redis can set,
+//! can only shorten it), and the sealed issue time lets a reader refuse an entry older than one
+//! it has seen (a replay). Version 1 entries had neither: they count as missing and are
+//! replaced.
 
 use std::time::Duration;
 
@@ -24,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::key::{EncryptionKey, KEY_ID_LEN, hex};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 pub(crate) const FINGERPRINT_LEN: usize = 32;
 /// Where the fingerprint starts (0-based); the invalidate script reads it at the same place.
 pub(crate) const FINGERPRINT_AT: usize = 1 + KEY_ID_LEN;
@@ -39,6 +43,20 @@ pub(crate) struct Plain {
     pub(crate) scope: Option<String>,
     /// The lifetime the server granted (for the refresh margin, which is a fraction of it).
     pub(crate) lifetime: Duration,
+    /// What the writer asked for: the entry is for it only.
+    pub(crate) binding: Binding,
+    /// When the writer stored it (Unix ms; never below anything the writer had seen).
+    pub(crate) issued_ms: u64,
+    /// When the token expires (Unix ms, the writer's clock).
+    pub(crate) expires_ms: u64,
+}
+
+/// The client id and the normalised scope set a token was asked for (`None` when the source
+/// was built without a [`TokenIdentity`](crate::TokenIdentity)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Binding {
+    pub(crate) client_id: Option<String>,
+    pub(crate) scope_set: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,6 +69,14 @@ struct Payload<'a> {
     scope: Option<String>,
     #[serde(rename = "l")]
     lifetime_ms: u64,
+    #[serde(rename = "cid", default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(rename = "rsc", default, skip_serializing_if = "Option::is_none")]
+    scope_set: Option<String>,
+    #[serde(rename = "iat")]
+    issued_ms: u64,
+    #[serde(rename = "exp")]
+    expires_ms: u64,
 }
 
 /// Why an entry could not be read.
@@ -58,6 +84,8 @@ struct Payload<'a> {
 pub(crate) enum Unreadable {
     /// Written by a newer (or unknown) format.
     Version(u8),
+    /// Written by an older format, without a sealed expiry and issue time: replaceable.
+    Old(u8),
     /// Too short to be an entry.
     Truncated,
     /// Sealed under another key (its id).
@@ -66,12 +94,16 @@ pub(crate) enum Unreadable {
     Forged,
     /// Authenticates but the payload is not what this version writes.
     Payload,
+    /// Authenticates, but was asked for by another client id or scope set than this
+    /// process's.
+    OtherRequest,
 }
 
 impl std::fmt::Display for Unreadable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unreadable::Version(v) => write!(f, "the entry has format version {v}, unknown here"),
+            Unreadable::Old(v) => write!(f, "the entry has the older format version {v}"),
             Unreadable::Truncated => f.write_str("the entry is too short to be one"),
             Unreadable::OtherKey(id) => write!(
                 f,
@@ -82,6 +114,10 @@ impl std::fmt::Display for Unreadable {
                 "the entry does not authenticate under this process's key (damaged or forged)",
             ),
             Unreadable::Payload => f.write_str("the entry's payload is not in the expected form"),
+            Unreadable::OtherRequest => f.write_str(
+                "the entry holds a token asked for by another client id or scope set than this \
+                 process's; give each a cache name of its own (TokenIdentity::cache_name)",
+            ),
         }
     }
 }
@@ -101,6 +137,10 @@ pub(crate) fn seal(key: &EncryptionKey, name: &str, plain: &Plain) -> Result<Vec
         token_type: plain.token_type.clone(),
         scope: plain.scope.clone(),
         lifetime_ms: u64::try_from(plain.lifetime.as_millis()).unwrap_or(u64::MAX),
+        client_id: plain.binding.client_id.clone(),
+        scope_set: plain.binding.scope_set.clone(),
+        issued_ms: plain.issued_ms,
+        expires_ms: plain.expires_ms,
     };
     let mut buffer = Zeroizing::new(serde_json::to_vec(&payload).map_err(|_| ())?);
     let mut nonce = [0u8; NONCE_LEN];
@@ -129,6 +169,9 @@ pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Plai
     let Some(&version) = value.first() else {
         return Err(Unreadable::Truncated);
     };
+    if version < VERSION {
+        return Err(Unreadable::Old(version));
+    }
     if version != VERSION {
         return Err(Unreadable::Version(version));
     }
@@ -160,6 +203,12 @@ pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Plai
         token_type: payload.token_type,
         scope: payload.scope,
         lifetime: Duration::from_millis(payload.lifetime_ms),
+        binding: Binding {
+            client_id: payload.client_id,
+            scope_set: payload.scope_set,
+        },
+        issued_ms: payload.issued_ms,
+        expires_ms: payload.expires_ms,
     };
     // A sealed entry carries the fingerprint of its token; check it, so that the value the
     // invalidate script compares is the one of the token inside.
@@ -193,6 +242,12 @@ mod tests {
             token_type: Some("Bearer".into()),
             scope: Some("sso-sessions.write".into()),
             lifetime: Duration::from_secs(86399),
+            binding: Binding {
+                client_id: Some("c".into()),
+                scope_set: Some("sso-sessions.write".into()),
+            },
+            issued_ms: 1_000,
+            expires_ms: 86_400_000,
         }
     }
 
@@ -205,6 +260,8 @@ mod tests {
         assert_eq!(opened.token_type.as_deref(), Some("Bearer"));
         assert_eq!(opened.scope.as_deref(), Some("sso-sessions.write"));
         assert_eq!(opened.lifetime, Duration::from_secs(86399));
+        assert_eq!(opened.binding, plain("x").binding);
+        assert_eq!((opened.issued_ms, opened.expires_ms), (1_000, 86_400_000));
     }
 
     #[test]
@@ -256,7 +313,8 @@ mod tests {
     fn short_or_unknown_values() {
         let k = key(1);
         assert_eq!(open(&k, "n", b"").err(), Some(Unreadable::Truncated));
-        assert_eq!(open(&k, "n", &[1, 2, 3]).err(), Some(Unreadable::Truncated));
+        assert_eq!(open(&k, "n", &[2, 2, 3]).err(), Some(Unreadable::Truncated));
         assert_eq!(open(&k, "n", &[9; 80]).err(), Some(Unreadable::Version(9)));
+        assert_eq!(open(&k, "n", &[1; 80]).err(), Some(Unreadable::Old(1)));
     }
 }

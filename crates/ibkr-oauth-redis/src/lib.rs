@@ -20,27 +20,37 @@
 //! ```no_run
 //! use ibkr_oauth::provider::ClientFetch;
 //! use ibkr_oauth::{ExposeSecret, PrivateKey, Signer, TokenClient, TokenRequest, TokenSource};
-//! use ibkr_oauth_redis::{EncryptionKey, RedisTokenSource};
+//! use ibkr_oauth_redis::{EncryptionKey, RedisTokenSource, TokenIdentity};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // The usual IBKR settings: who signs, what to ask for.
 //! let key = PrivateKey::from_pem_file("private.pem")?;
 //! let signer = Signer::builder("my-client-id", "main", key).build()?;
+//! let client = TokenClient::new()?;
+//! // Everything that makes two tokens differ names the shared entry.
+//! let identity = TokenIdentity::new(
+//!     signer.client_id(),
+//!     signer.key_id(),
+//!     signer.audience(),
+//!     client.base_url(),
+//!     Some("sso-sessions.write"),
+//! );
 //! let request = TokenRequest::builder()
 //!     .signer(signer)
 //!     .scope("sso-sessions.write")
 //!     .build()?;
-//! let fetch = ClientFetch::new(TokenClient::new()?, request);
+//! let fetch = ClientFetch::new(client, request);
 //!
-//! // The fleet's settings: where Redis is, a name for this client's entry, the shared key
-//! // (32 random bytes in base64, e.g. `openssl rand -base64 32`, from your secret store).
+//! // The fleet's settings: where Redis is, the entry's name, the shared key (32 random bytes
+//! // in base64, e.g. `openssl rand -base64 32`, from your secret store).
 //! let source = RedisTokenSource::builder(
 //!     std::env::var("REDIS_URL")?, // rediss://user:password@cache.internal:6380
-//!     "my-client-id",
+//!     identity.cache_name(),
 //!     EncryptionKey::from_env("IBKR_TOKEN_CACHE_KEY")?,
 //!     fetch,
 //! )
+//! .identity(identity)
 //! .build()?;
 //!
 //! // Anywhere, any number of times: the cached token, no Redis command while it is valid.
@@ -65,9 +75,13 @@
 //! needs a token (cold start, the refresh margin reached, expiry, a refused token) does it call
 //! the shared fetch, which:
 //!
-//! 1. reads the entry (`GET` and `PTTL` in one round trip). A fresh one (outside the refresh
-//!    margin, which is measured with Redis's own TTL, not the hosts' clocks) is opened and
-//!    used: no IBKR request.
+//! 1. reads the entry (`GET` and `PTTL` in one round trip) and opens it. The lifetime left is
+//!    the sealed expiry's, bounded by the lifetime IBKR granted (Redis's TTL, which anyone who
+//!    can write to Redis sets, can only shorten it). An entry sealed for another client id or
+//!    scope set ([`identity`](RedisTokenSourceBuilder::identity)) is not used: the process
+//!    fetches alone. An entry issued before one this process has already seen (an old entry
+//!    put back) counts as missing and is replaced. A fresh one (outside the refresh margin)
+//!    is used: no IBKR request.
 //! 2. Otherwise tries to take the lease: `SET <prefix><name>:lease <random> NX PX <lease_ttl>`.
 //!    The holder reads the entry once more (another holder may just have stored one), asks
 //!    IBKR through the inner fetch, renewing its lease every third of the TTL meanwhile, stores
@@ -113,7 +127,7 @@
 //! | where | what |
 //! |---|---|
 //! | this process's memory | the token (in a `SecretString`), the derived keys |
-//! | Redis `<prefix><name>:token` | format version, key id (derived one-way from the key), a fingerprint (HMAC-SHA256 of the token under a key derived from yours), a random nonce, and the AES-256-GCM ciphertext of the token, its type, scopes and lifetime, authenticated together with the key name; expires with the token |
+//! | Redis `<prefix><name>:token` | format version, key id (derived one-way from the key), a fingerprint (HMAC-SHA256 of the token under a key derived from yours), a random nonce, and the AES-256-GCM ciphertext of the token, its type, scopes and lifetime, the client id and scope set asked for, its issue time and expiry, authenticated together with the key name; expires with the token |
 //! | Redis `<prefix><name>:lease` | a random value naming the current fetcher; expires after the lease TTL |
 //! | Redis `<prefix>pace:{<username>}:...` | [`RedisPacer`]: each limit's next turn (µs of Redis's clock), each paused endpoint; expire when they no longer matter |
 //! | your secret store | the 32-byte [`EncryptionKey`]: never in Redis |
@@ -143,7 +157,7 @@
 //! | `ibkr_oauth_redis_token_requests_total` | counter | `cache`, `mode` (`shared`, `alone`), `outcome` (`ok` or the error kind) | token requests this process sent to IBKR |
 //! | `ibkr_oauth_redis_refreshes_ahead_total` | counter | `cache` | fleet refreshes before expiry made by this process |
 //! | `ibkr_oauth_redis_lease_waits_total` | counter | `cache` | fetches that waited for another process's lease |
-//! | `ibkr_oauth_redis_fallbacks_total` | counter | `cache`, `reason` (`redis_unavailable`, `other_key`, `unreadable_entry`, `lease_wait_limit`) | fetches made alone |
+//! | `ibkr_oauth_redis_fallbacks_total` | counter | `cache`, `reason` (`redis_unavailable`, `other_key`, `other_request`, `unreadable_entry`, `lease_wait_limit`) | fetches made alone |
 //! | `ibkr_oauth_redis_stale_served_total` | counter | `cache` | failed fleet refreshes answered with the stored, still valid token |
 //! | `ibkr_oauth_redis_token_seconds_until_expiry` | gauge | `cache` | the lifetime left of the token last obtained |
 
@@ -152,6 +166,7 @@
 mod conn; // the connection and the command timeout
 mod entry; // the sealed value stored in Redis
 mod error; // what the builder refuses
+mod identity; // what makes two tokens differ: the cache name and the sealed binding
 mod key; // the fleet's key and the keys derived from it
 mod metrics; // counters and gauges (feature `metrics`)
 mod pacer; // IBKR's pacing for the fleet: GCRA as one Lua script
@@ -160,6 +175,7 @@ mod source; // RedisTokenSource and its builder
 mod store; // the Redis commands and scripts, each within the timeout
 
 pub use error::Error;
+pub use identity::TokenIdentity;
 pub use key::{EncryptionKey, KEY_LEN};
 pub use pacer::{RedisPacer, RedisPacerBuilder, WhenRedisDown};
 pub use source::{

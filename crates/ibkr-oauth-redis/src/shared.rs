@@ -10,7 +10,7 @@ use ibkr_oauth::provider::{Fetch, FetchContext};
 use ibkr_oauth::{Error, ExposeSecret, Token};
 use tokio::time::Instant;
 
-use crate::entry::{self, FINGERPRINT_LEN, Plain, Unreadable};
+use crate::entry::{self, Binding, FINGERPRINT_LEN, Plain, Unreadable};
 use crate::key::{EncryptionKey, hex};
 use crate::metrics;
 use crate::store::{Store, StoreError};
@@ -63,6 +63,8 @@ struct Inner {
     settings: Settings,
     /// The cache name, for logs and metric labels.
     name: String,
+    /// What this process asks for: sealed in what it writes, checked in what it reads.
+    binding: Binding,
     state: Mutex<State>,
 }
 
@@ -79,6 +81,9 @@ struct State {
     /// margin): the entry counts as due, not fresh, or the provider would come back for it
     /// again and again as expiry nears.
     handed: Option<[u8; FINGERPRINT_LEN]>,
+    /// The newest sealed issue time (Unix ms) this process has read or written: an entry
+    /// issued before it is an old one put back (a replay) and counts as missing.
+    newest_issued_ms: u64,
 }
 
 /// What the entry in Redis is, for this process.
@@ -104,6 +109,7 @@ impl Alone {
         match self {
             Alone::Unreachable(_) => "redis_unavailable",
             Alone::Unreadable(Unreadable::OtherKey(_)) => "other_key",
+            Alone::Unreadable(Unreadable::OtherRequest) => "other_request",
             Alone::Unreadable(_) => "unreadable_entry",
             Alone::WaitedTooLong => "lease_wait_limit",
         }
@@ -117,6 +123,7 @@ impl SharedFetch {
         key: EncryptionKey,
         settings: Settings,
         name: String,
+        binding: Binding,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -125,6 +132,7 @@ impl SharedFetch {
                 key,
                 settings,
                 name,
+                binding,
                 state: Mutex::new(State::default()),
             }),
         }
@@ -319,6 +327,12 @@ impl Inner {
         metrics::fallback(&self.name, why.label());
         match &why {
             Alone::Unreachable(error) => self.redis_failed(error),
+            Alone::Unreadable(reason @ Unreadable::OtherRequest) => tracing::warn!(
+                cache = %self.name,
+                reason = %reason,
+                "the shared token in Redis was not asked for by this process's client and \
+                 scopes; fetching a token alone and leaving the entry as it is"
+            ),
             Alone::Unreadable(reason) => tracing::warn!(
                 cache = %self.name,
                 reason = %reason,
@@ -348,18 +362,41 @@ impl Inner {
         };
         let plain = match entry::open(&self.key, &self.store.entry_key, &read.value) {
             Ok(plain) => plain,
+            // Written before expiries were sealed: replace it.
+            Err(Unreadable::Old(_)) => return Ok(Entry::Missing),
             Err(why) => return Ok(Entry::Unreadable(why)),
         };
+        if plain.binding != self.binding {
+            return Ok(Entry::Unreadable(Unreadable::OtherRequest));
+        }
+        // The lifetime left comes from the sealed expiry, bounded by what the server granted;
+        // Redis's TTL (which whoever writes to Redis sets) may only shorten it.
+        let sealed_left =
+            Duration::from_millis(plain.expires_ms.saturating_sub(unix_ms(SystemTime::now())));
+        let remaining = sealed_left.min(plain.lifetime).min(read.ttl);
+        if remaining.is_zero() {
+            return Ok(Entry::Missing);
+        }
         let fingerprint = entry::fingerprint(&self.key, plain.access_token.expose_secret());
         let handed_already = {
-            let state = self.lock();
+            let mut state = self.lock();
             if state.refused.contains(&fingerprint) {
                 return Ok(Entry::Missing);
             }
+            if plain.issued_ms < state.newest_issued_ms {
+                drop(state);
+                tracing::warn!(
+                    cache = %self.name,
+                    "the entry in Redis is older than one this process has seen (put back by \
+                     someone who can write to Redis?); ignoring it and replacing it"
+                );
+                return Ok(Entry::Missing);
+            }
+            state.newest_issued_ms = plain.issued_ms;
             state.handed == Some(fingerprint)
         };
-        let due = handed_already || read.ttl <= self.settings.margin(plain.lifetime);
-        let Ok(token) = token_from(plain, read.ttl) else {
+        let due = handed_already || remaining <= self.settings.margin(plain.lifetime);
+        let Ok(token) = token_from(plain, remaining) else {
             return Ok(Entry::Unreadable(Unreadable::Payload));
         };
         Ok(if due {
@@ -379,11 +416,18 @@ impl Inner {
         if remaining < Duration::from_millis(1) {
             return; // nothing to share: a token without a lifetime is for the request at hand
         }
+        let now_ms = unix_ms(SystemTime::now());
+        // Never below an issue time already seen, whatever this host's clock says, so that
+        // the fleet's entries only move forward.
+        let issued_ms = now_ms.max(self.lock().newest_issued_ms.saturating_add(1));
         let plain = Plain {
             access_token: token.access_token().clone(),
             token_type: token.token_type().map(str::to_owned),
             scope: token.scope().map(str::to_owned),
             lifetime: token.expires_in(),
+            binding: self.binding.clone(),
+            issued_ms,
+            expires_ms: now_ms.saturating_add(millis(remaining)),
         };
         let Ok(sealed) = entry::seal(&self.key, &self.store.entry_key, &plain) else {
             tracing::warn!(cache = %self.name, "sealing the token failed; it is not shared");
@@ -392,6 +436,9 @@ impl Inner {
         match self.store.write(&sealed, remaining).await {
             Ok(()) => {
                 self.redis_answered();
+                let mut state = self.lock();
+                state.newest_issued_ms = state.newest_issued_ms.max(issued_ms);
+                drop(state);
                 tracing::debug!(cache = %self.name, ttl_s = remaining.as_secs(), "stored the fleet's token in Redis");
             }
             Err(error) => self.redis_failed(&error),
@@ -430,13 +477,22 @@ impl Inner {
     }
 }
 
-/// A token from a shared entry: its lifetime counts from now, for as long as Redis keeps it.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis)
+}
+
+/// A token from a shared entry: its lifetime counts from now, for `remaining` (from the
+/// sealed expiry).
 fn token_from(plain: Plain, remaining: Duration) -> Result<Token, Error> {
     let Plain {
         access_token,
         token_type,
         scope,
-        lifetime: _,
+        ..
     } = plain;
     let mut builder = Token::builder(access_token)
         .expires_in(remaining)

@@ -10,7 +10,9 @@ use ibkr_oauth::provider::{
 };
 use ibkr_oauth::{Token, TokenSource};
 
+use crate::entry::Binding;
 use crate::error::Error;
+use crate::identity::TokenIdentity;
 use crate::key::EncryptionKey;
 use crate::shared::{self, SharedFetch};
 use crate::store::Store;
@@ -50,9 +52,11 @@ impl RedisTokenSource {
     ///
     /// - `redis_url`: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS
     ///   (rustls, with the system's root certificates).
-    /// - `cache_name`: names the shared entry under the key prefix (`ibkr-oauth:` by default):
-    ///   use the client id (and scope set, if processes of one client ask for different scopes),
-    ///   so that several clients share one Redis.
+    /// - `cache_name`: names the shared entry under the key prefix (`ibkr-oauth:` by default).
+    ///   Processes share a token only under one name, so the name must tell apart everything
+    ///   that makes two tokens differ: use [`TokenIdentity::cache_name`] (client id, key id,
+    ///   audience, base URL and scope set), and give the same identity to
+    ///   [`identity`](RedisTokenSourceBuilder::identity) so that every entry is checked.
     /// - `key`: the fleet's [`EncryptionKey`].
     /// - `fetch`: how the elected process gets a token, normally
     ///   [`ClientFetch`](ibkr_oauth::provider::ClientFetch).
@@ -76,6 +80,7 @@ impl RedisTokenSource {
             retry_policy: None,
             failure_cooldown: DEFAULT_FAILURE_COOLDOWN,
             tls_root: None,
+            identity: None,
         }
     }
 
@@ -161,9 +166,19 @@ pub struct RedisTokenSourceBuilder {
     retry_policy: Option<RetryPolicy>,
     failure_cooldown: Duration,
     tls_root: Option<Vec<u8>>,
+    identity: Option<TokenIdentity>,
 }
 
 impl RedisTokenSourceBuilder {
+    /// What this process asks for. Its client id and scope set are sealed in every entry it
+    /// writes, and an entry sealed for another client id or scope set is not used: the process
+    /// fetches alone and leaves it (a misnamed cache never hands out another scope's token).
+    /// Without it, only entries written without one are used.
+    pub fn identity(mut self, identity: TokenIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
     /// For `rediss://`: trust the certificate authorities in this PEM (one or more
     /// certificates) instead of the system's roots, e.g. a private CA of your Redis.
     pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
@@ -261,7 +276,21 @@ impl RedisTokenSourceBuilder {
             poll_max: (self.lease_ttl / 10)
                 .clamp(Duration::from_millis(20), Duration::from_millis(250)),
         };
-        let shared = SharedFetch::new(self.fetch, store, self.key, settings, self.cache_name);
+        let binding = self
+            .identity
+            .map(|identity| Binding {
+                client_id: Some(identity.client_id().to_owned()),
+                scope_set: Some(identity.scope_set()),
+            })
+            .unwrap_or_default();
+        let shared = SharedFetch::new(
+            self.fetch,
+            store,
+            self.key,
+            settings,
+            self.cache_name,
+            binding,
+        );
         let mut provider = TokenProvider::with_fetch(shared.clone())
             .refresh_margin(self.refresh_margin)
             .refresh_fraction(self.refresh_fraction)

@@ -85,6 +85,9 @@ pub enum Error {
         /// The name given (cut at 1 KiB).
         name: String,
     },
+    /// The TLS certificate or configuration could not be made.
+    #[error("could not set up TLS for the sandbox: {0}; run it without TLS, or report this")]
+    Tls(String),
     /// An access token was not one this sandbox issued, or is no longer valid.
     #[error("access token refused: {0}; get a new token from this sandbox")]
     InvalidAccessToken(String),

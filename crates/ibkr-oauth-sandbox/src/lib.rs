@@ -1,5 +1,6 @@
-//! A local stand-in of the Interactive Brokers (IBKR) Web API OAuth 2.0 token endpoint and of
-//! its echo endpoints, for tests and development without an IBKR account.
+//! A local stand-in of the Interactive Brokers (IBKR) Web API OAuth 2.0 token endpoint, of
+//! its echo endpoints and of the SSO and brokerage session, for tests and development without
+//! an IBKR account.
 //!
 //! It depends on no part of the SDK: what it knows of the protocol is written down from
 //! `openapi.yaml` ([`TOKEN_PATH`], [`fields`], [`Algorithm`], ...), so that it checks the SDK
@@ -21,6 +22,21 @@
 //! [revoked](RunningSandbox::revoke_token) token gets `401` with
 //! `WWW-Authenticate: Bearer ... error="invalid_token"`, a token without the scope `403` with
 //! `error="insufficient_scope"` (RFC 6750).
+//!
+//! And the session on top of the token, as IBKR's published spec shapes it: `POST`
+//! [`SSO_SESSIONS_PATH`] (scope [`SSO_SESSIONS_SCOPE`], body a compact JWS signed with a key of
+//! the client, `application/jwt`, with the claims working clients send, `ip`, `credential`,
+//! `iss`, `iat`, `exp`, or the spec's names, `credential`, `iss`, `jti`, `service`, `userIp`)
+//! answers `{"active":true,"access_token":...}` with an SSO bearer; with it,
+//! [`SSO_VALIDATE_PATH`] (`USER_NAME`, `IP`, `EXPIRES`, ...), [`SSODH_INIT_PATH`] (the brokerage
+//! session), [`TICKLE_PATH`] (`GET` or `POST`: `session`, `ssoExpires`, `collission`,
+//! `iserver.authStatus`), [`AUTH_STATUS_PATH`], [`LOGOUT_PATH`], and two read endpoints:
+//! [`PORTFOLIO_ACCOUNTS_PATH`] (the SSO session is enough) and [`ISERVER_ACCOUNTS_PATH`]
+//! (needs the brokerage session, else `400 {"error":"Bad Request: no bridge","statusCode":400}`).
+//! A [`SessionFault`] makes what IBKR's users meet happen on demand: idle expiry (with a short
+//! [idle timeout](SandboxBuilder::session_idle_timeout) in tokio time), a competing login,
+//! `no bridge`, `failed to generate sso dh token`, staged decay, the nightly reset, an IP
+//! change. With [`tls`](SandboxBuilder::tls) on it serves `https` under a CA made at start.
 //!
 //! For tests it adds what IBKR cannot do on demand: [faults](Fault) on the next token
 //! requests, an adjustable clock (also sent as `Date`), a [log](RecordedRequest) of every
@@ -101,6 +117,9 @@
 //! | echo/signed-jwt: not `application/jwt` | 415 | `application/problem+json` | not in IBKR's document |
 //! | echo/signed-jwt: bad signed body | 400 | `application/problem+json` | `detail` starts `signed body:`; not in IBKR's document |
 //! | echo accepted | 200 | `application/json` | `EchoResponse`: `requestMethod`, `securityPolicy`, `queryParameters` |
+//! | sso-sessions accepted | 200 | `application/json` | `{"active":true,"access_token":...,"token_type":"Bearer"}` |
+//! | a `/v1/api` call without a live SSO session | 401 + `WWW-Authenticate` | `application/problem+json` | `detail` says why (expired, logged out, IP changed, decayed) |
+//! | `/iserver` without the brokerage session | 400 | `application/json` | `{"error":"Bad Request: no bridge","statusCode":400}` |
 //! | [pacing](SandboxBuilder::pacing) on: a username past a limit, or in its penalty window | 429 + `Retry-After` | `application/json` | `{"error":"Too Many Requests","statusCode":429}` |
 //! | another path / method | 404 / 405 (+ `Allow`) | `application/problem+json` | outside the operations |
 //! | a request hyper refuses before the sandbox sees it: headers over its size limit, a malformed request line, header or `Content-Length` | 431 / 400 | none | empty |
@@ -126,6 +145,7 @@ mod protocol;
 mod response;
 mod server;
 mod session;
+mod tls;
 mod token;
 mod trace;
 mod verify;

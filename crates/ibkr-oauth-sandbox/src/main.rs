@@ -1,5 +1,5 @@
-//! `ibkr-oauth-sandbox`: runs the sandbox (token endpoint and echo endpoints) on a loopback
-//! port until Ctrl-C, with one line per request on stderr.
+//! `ibkr-oauth-sandbox`: runs the sandbox (token endpoint, echo endpoints, the session
+//! endpoints) on a loopback port until Ctrl-C, with one line per request on stderr.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use ibkr_oauth_sandbox::{Algorithm, RegisteredClient, Sandbox};
 
 const USAGE: &str = "\
-Runs a local stand-in of IBKR's OAuth 2.0 token endpoint and echo endpoints on 127.0.0.1
-until Ctrl-C.
+Runs a local stand-in of IBKR's OAuth 2.0 token endpoint, echo endpoints and session
+endpoints (sso-sessions, /v1/api/...) on 127.0.0.1 until Ctrl-C.
 
 Usage: ibkr-oauth-sandbox --client-id ID --kid KID --public-key FILE [options]
 
@@ -19,6 +19,11 @@ Options:
   --alg ALG           RS256, PS256, ES256 or EdDSA (default: from the key type)
   --audience AUD      the aud assertions must carry (default: /token)
   --port P            the port to listen on (default: a free one)
+  --tls CA_FILE       serve https with a certificate for localhost/127.0.0.1 issued by a
+                      CA made at start; its certificate (PEM) is written to CA_FILE for
+                      clients to trust
+  --session-idle-timeout SECS
+                      how long an SSO session lives without a request (default 360)
   -h, --help          this help
 
 Prints the base URL on stdout, then the client settings on stderr, then one line per
@@ -32,11 +37,14 @@ struct Args {
     alg: Option<Algorithm>,
     audience: Option<String>,
     port: u16,
+    tls: Option<String>,
+    idle_timeout: Option<u64>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let (mut client_id, mut kid, mut public_key, mut alg, mut audience, mut port) =
         (None, None, None, None, None, 0u16);
+    let (mut tls, mut idle_timeout) = (None, None);
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             return Ok(None);
@@ -66,6 +74,18 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                     .parse()
                     .map_err(|_| format!("--port {raw:?} is not a port number"))?;
             }
+            "--tls" => tls = Some(value()?),
+            "--session-idle-timeout" => {
+                let raw = value()?;
+                idle_timeout = Some(
+                    raw.parse::<u64>()
+                        .ok()
+                        .filter(|secs| *secs > 0)
+                        .ok_or_else(|| {
+                            format!("--session-idle-timeout {raw:?} is not a number of seconds")
+                        })?,
+                );
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -77,6 +97,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         alg,
         audience,
         port,
+        tls,
+        idle_timeout,
     }))
 }
 
@@ -112,6 +134,10 @@ async fn main() -> ExitCode {
     if let Some(audience) = &args.audience {
         builder = builder.audience(audience);
     }
+    if let Some(secs) = args.idle_timeout {
+        builder = builder.session_idle_timeout(std::time::Duration::from_secs(secs));
+    }
+    builder = builder.tls(args.tls.is_some());
     let sandbox = match builder.build() {
         Ok(sandbox) => sandbox,
         Err(e) => {
@@ -129,8 +155,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let (Some(path), Some(pem)) = (&args.tls, running.ca_certificate_pem()) {
+        if let Err(e) = std::fs::write(path, pem) {
+            eprintln!("ibkr-oauth-sandbox: cannot write the CA certificate to {path:?}: {e}");
+            running.shutdown().await;
+            return ExitCode::from(1);
+        }
+    }
     println!("{}", running.base_url());
     eprintln!("token endpoint: POST {}", running.token_url());
+    eprintln!("SSO session: POST {}", running.sso_sessions_url());
+    if let Some(path) = &args.tls {
+        eprintln!("TLS: trust the CA certificate in {path}");
+    }
     eprintln!(
         "client id: {}  kid: {}  audience: {}",
         args.client_id,

@@ -169,3 +169,54 @@ fn usage_and_configuration_errors_exit_two() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[tokio::test]
+async fn tls_writes_the_ca_and_serves_https() {
+    let ca_path = std::env::temp_dir().join(format!("sandbox-ca-{}.pem", std::process::id()));
+    let mut child = Command::new(BIN)
+        .args(["--client-id", "c", "--kid", "k"])
+        .args(["--public-key", &fixture_path("rsa_public.pem")])
+        .args([
+            "--tls",
+            ca_path.to_str().unwrap(),
+            "--session-idle-timeout",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let base_url = line.trim().to_owned();
+    assert!(base_url.starts_with("https://127.0.0.1:"), "{base_url:?}");
+    let ca = std::fs::read(&ca_path).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let response = http
+        .get(format!("{base_url}/v1/api/tickle"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let _ = std::fs::remove_file(&ca_path);
+    // The child this test started, by its id.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

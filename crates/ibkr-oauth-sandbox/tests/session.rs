@@ -510,3 +510,54 @@ async fn trace_lines_name_the_session_endpoints_never_the_bearer() {
     assert!(lines[3].contains("status=400 outcome=refused detail=\"Bad Request: no bridge\""));
     assert!(lines.iter().all(|line| !line.contains(&sso)));
 }
+
+#[tokio::test]
+async fn serves_https_with_a_ca_made_at_start() {
+    let sandbox = builder().tls(true).start().await.unwrap();
+    assert!(sandbox.base_url().starts_with("https://127.0.0.1:"));
+    let ca = sandbox.ca_certificate_pem().unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let assertion = Signer::rs256().sign(&claims(now()));
+    let response = trusting
+        .post(sandbox.token_url())
+        .form(&form(&assertion, Some("sso-sessions.write")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // By name too: the certificate names localhost.
+    let by_name = sandbox.url(TICKLE_PATH).replace("127.0.0.1", "localhost");
+    let response = trusting.get(by_name).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    // A client that does not trust the CA cannot connect; the sandbox goes on serving.
+    let untrusting = reqwest::Client::builder()
+        .tls_certs_only(Vec::<reqwest::Certificate>::new())
+        .build()
+        .unwrap();
+    assert!(
+        untrusting
+            .get(sandbox.url(TICKLE_PATH))
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        trusting
+            .get(sandbox.url(TICKLE_PATH))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert!(sandbox_plain_has_no_ca().await);
+}
+
+async fn sandbox_plain_has_no_ca() -> bool {
+    let plain = sandbox().await;
+    plain.ca_certificate_pem().is_none() && plain.base_url().starts_with("http://")
+}

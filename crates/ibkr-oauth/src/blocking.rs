@@ -50,6 +50,9 @@ use crate::error::{ConfigError, Error};
 use crate::request::TokenRequest;
 use crate::token::Token;
 
+mod session; // the blocking Session
+pub use session::Session;
+
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A current-thread tokio runtime on a thread of its own, running the jobs it is sent; it

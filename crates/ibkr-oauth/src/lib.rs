@@ -206,6 +206,9 @@ mod config; // Config: settings from the IBKR_* environment variables
 #[cfg(feature = "provider")]
 pub mod provider; // cache, single flight, refresh ahead, retries, clock skew
 
+#[cfg(feature = "provider")]
+pub mod session; // the SSO and brokerage session: open, keep alive, heal, log out
+
 #[cfg(feature = "pacing")]
 pub mod pacing; // IBKR's request pacing: GCRA per user and per endpoint, 429 pauses
 

@@ -31,6 +31,11 @@ use crate::error::ConfigError;
 use crate::source::TokenSource;
 use crate::token::Token;
 
+#[cfg(feature = "provider")]
+mod session; // SessionAuth: the SSO token on /v1/api calls
+#[cfg(feature = "provider")]
+pub use session::{SESSION_API_PREFIX, SessionAuth};
+
 /// Attaches the current token to every request for the configured API origin.
 ///
 /// - **Only to the API's origin** (scheme, host and port of the base URL given to

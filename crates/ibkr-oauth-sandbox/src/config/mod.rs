@@ -48,6 +48,7 @@ pub struct SandboxBuilder {
     max_body_bytes: usize,
     trace: Option<TraceSink>,
     sessions: SessionSettings,
+    tls: bool,
     pacing: Option<crate::SandboxPacing>,
 }
 
@@ -64,6 +65,7 @@ impl Default for SandboxBuilder {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trace: None,
             sessions: SessionSettings::default(),
+            tls: false,
             pacing: None,
         }
     }
@@ -165,6 +167,14 @@ impl SandboxBuilder {
     /// [`DEFAULT_SESSION_LIFETIME`](crate::DEFAULT_SESSION_LIFETIME), a day).
     pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
         self.sessions.lifetime = lifetime;
+        self
+    }
+
+    /// Serves `https` (on) instead of `http` (off, the default), with a certificate for
+    /// `localhost`, `127.0.0.1` and `::1` issued by a CA made at start:
+    /// [`RunningSandbox::ca_certificate_pem`] is the one certificate a client must trust.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
         self
     }
 
@@ -289,6 +299,7 @@ impl SandboxBuilder {
                 max_body_bytes: self.max_body_bytes,
                 trace: self.trace,
                 sessions: self.sessions,
+                tls: self.tls,
                 pacing: self.pacing,
             },
             clock_offset_secs: self.clock_offset_secs,
@@ -378,6 +389,7 @@ pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
     pub(crate) trace: Option<TraceSink>,
     pub(crate) sessions: SessionSettings,
+    pub(crate) tls: bool,
     pub(crate) pacing: Option<crate::SandboxPacing>,
 }
 

@@ -21,6 +21,7 @@ pub struct RunningSandbox {
     pub(super) shared: Arc<Shared>,
     local_addr: SocketAddr,
     task: Option<JoinHandle<()>>,
+    ca_pem: Option<String>,
 }
 
 impl fmt::Debug for RunningSandbox {
@@ -34,12 +35,24 @@ impl fmt::Debug for RunningSandbox {
 }
 
 impl RunningSandbox {
-    pub(super) fn new(shared: Arc<Shared>, local_addr: SocketAddr, task: JoinHandle<()>) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        local_addr: SocketAddr,
+        task: JoinHandle<()>,
+        ca_pem: Option<String>,
+    ) -> Self {
         Self {
             shared,
             local_addr,
             task: Some(task),
+            ca_pem,
         }
+    }
+
+    /// With [`tls`](crate::SandboxBuilder::tls) on, the PEM certificate of the CA that issued
+    /// the sandbox's server certificate: what a client adds to its trusted roots.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The address the sandbox listens on.
@@ -47,9 +60,15 @@ impl RunningSandbox {
         self.local_addr
     }
 
-    /// The base URL to give a client, such as `http://127.0.0.1:41234` (no trailing slash).
+    /// The base URL to give a client, such as `http://127.0.0.1:41234` (no trailing slash;
+    /// `https://` with [`tls`](crate::SandboxBuilder::tls) on).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// The token endpoint's full URL: [`base_url`](Self::base_url) followed by [`TOKEN_PATH`].

@@ -28,6 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 pub use handle::RunningSandbox;
@@ -73,6 +74,11 @@ pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningS
         config,
         clock_offset_secs,
     } = sandbox;
+    let tls = if config.tls {
+        Some(crate::tls::generate()?)
+    } else {
+        None
+    };
     let sessions = Mutex::new(Sessions::new(config.sessions.clone()));
     let pacing = config.pacing.clone().map(|p| Mutex::new(Pacing::new(p)));
     let shared = Arc::new(Shared {
@@ -106,12 +112,18 @@ pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningS
         .method_not_allowed_fallback(echo::method_not_allowed)
         .fallback(echo::not_found)
         .with_state(Arc::clone(&shared));
-    let task = tokio::spawn(accept_loop(listener, router, Arc::clone(&shared)));
+    let ca_pem = tls.as_ref().map(|tls| tls.ca_pem.clone());
+    let task = tokio::spawn(accept_loop(listener, router, Arc::clone(&shared), tls));
     tracing::debug!(%local_addr, "sandbox started");
-    Ok(RunningSandbox::new(shared, local_addr, task))
+    Ok(RunningSandbox::new(shared, local_addr, task, ca_pem))
 }
 
-async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    shared: Arc<Shared>,
+    tls: Option<crate::tls::Tls>,
+) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();
     loop {
@@ -120,7 +132,11 @@ async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>)
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, router.clone(), Arc::clone(&shared)));
+                    let (router, shared) = (router.clone(), Arc::clone(&shared));
+                    match &tls {
+                        None => connections.spawn(serve_connection(stream, router, shared)),
+                        Some(tls) => connections.spawn(serve_tls(stream, tls.acceptor.clone(), router, shared)),
+                    };
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -134,7 +150,24 @@ async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>)
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(stream: TcpStream, router: Router, shared: Arc<Shared>) {
+/// The TLS handshake, then the connection; a failed handshake (a client that does not trust
+/// the CA, say) only closes this connection.
+async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, router: Router, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let handshake = tokio::select! {
+        handshake = acceptor.accept(stream) => handshake,
+        () = stopped(&mut shutdown) => return,
+    };
+    match handshake {
+        Ok(stream) => serve_connection(stream, router, shared).await,
+        Err(error) => tracing::debug!(%error, "sandbox: TLS handshake failed"),
+    }
+}
+
+async fn serve_connection<S>(stream: S, router: Router, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut shutdown = shared.shutdown.subscribe();
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {

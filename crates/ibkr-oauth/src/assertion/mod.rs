@@ -31,10 +31,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use algorithm::{Algorithm, KeyType};
 pub use error::{KeyError, SignError};
+#[cfg(feature = "provider")]
+pub(crate) use jws::random_jti;
 pub use key::PrivateKey;
 pub use key_source::KeySource;
 pub use sign::AssertionSigner;
-pub use signer::{Signer, SignerBuilder};
+pub use signer::{Signer, SignerBuilder}; // the sso-sessions JWS's `jti`
 
 /// A compact JWS client assertion, held as a secret from the moment it exists until it goes
 /// on the wire. Prints as `[redacted]`.

@@ -13,6 +13,8 @@ mod messages;
 mod tests;
 
 pub(crate) use messages::root_cause;
+#[cfg(feature = "provider")]
+pub(crate) use messages::status_text;
 
 use crate::assertion::{KeyError, SignError};
 use crate::problem::{OAuthError, Problem};
@@ -54,6 +56,10 @@ pub enum ErrorKind {
     /// A failure inside this process: the crypto backend, the random source, a task that died
     /// with its runtime.
     Internal,
+    /// The SSO or brokerage session is not usable as asked: no brokerage session (`no
+    /// bridge`), another session competing for it, or the session closed. See
+    /// [`SessionError`](crate::session::SessionError) for what to do.
+    Session,
 }
 
 impl fmt::Display for ErrorKind {
@@ -65,6 +71,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Transport => "transport",
             ErrorKind::InvalidResponse => "invalid response",
             ErrorKind::Internal => "internal",
+            ErrorKind::Session => "session",
         })
     }
 }
@@ -195,6 +202,10 @@ pub enum Error {
         /// The response's status and headers.
         response: Arc<ResponseInfo>,
     },
+    /// The SSO or brokerage session failed (see [`SessionError`](crate::session::SessionError)).
+    #[cfg(feature = "provider")]
+    #[error(transparent)]
+    Session(Arc<crate::session::SessionError>),
     /// The token provider had to start a fetch (or its refresher) outside a tokio runtime.
     #[error(
         "the token provider needs a tokio runtime to fetch a token, and none runs on this \
@@ -219,6 +230,13 @@ pub enum Error {
         #[source]
         source: Option<Cause>,
     },
+}
+
+#[cfg(feature = "provider")]
+impl From<crate::session::SessionError> for Error {
+    fn from(error: crate::session::SessionError) -> Self {
+        Error::Session(Arc::new(error))
+    }
 }
 
 impl From<KeyError> for Error {
@@ -246,6 +264,8 @@ impl Error {
                 ErrorKind::Transport
             }
             Error::FetchAborted => ErrorKind::Internal,
+            #[cfg(feature = "provider")]
+            Error::Session(e) => e.kind(),
             Error::Custom { kind, .. } => *kind,
         }
     }
@@ -287,6 +307,8 @@ impl Error {
             | Error::InvalidResponse { response, .. }
             | Error::ResponseTooLarge { response, .. }
             | Error::Api { response, .. } => Some(response),
+            #[cfg(feature = "provider")]
+            Error::Session(e) => e.response(),
             _ => None,
         }
     }
@@ -317,6 +339,8 @@ impl Error {
         match self {
             Error::Timeout { .. } | Error::Connect { .. } | Error::Transport { .. } => true,
             Error::Custom { kind, .. } => *kind == ErrorKind::Transport,
+            #[cfg(feature = "provider")]
+            Error::Session(e) => e.is_retryable(),
             _ => self
                 .response()
                 .is_some_and(|r| crate::response::retryable_status(r.status)),
@@ -349,6 +373,9 @@ pub enum ConfigError {
     /// The provider builder refused a setting (refresh margin, fraction...).
     #[error("invalid token provider settings: {0}")]
     Provider(String),
+    /// The session's settings were refused (username, IP, tickle interval, reset window).
+    #[error("invalid session settings: {0}")]
+    Session(String),
     /// A required setting was given neither in code (a flag) nor in its environment variable.
     #[error("no {what} given; set {variable} (or the matching flag or builder setting)")]
     Missing {

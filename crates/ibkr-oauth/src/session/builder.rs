@@ -1,0 +1,165 @@
+//! [`SessionBuilder`]: where the session's calls go and how it retries, validated at build time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::calls::{Calls, HttpCalls};
+use super::{Session, SessionConfig};
+use crate::assertion::Signer;
+use crate::client::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
+    IBKR_PRODUCTION, locked_http_client, validate_base_url,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+use crate::source::TokenSource;
+
+/// The default first wait after a failed keep-alive (doubling per failure, jittered).
+pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// The default longest wait between two attempts while the session is failing: shorter than
+/// IBKR's idle timeout, so the session is kept once IBKR answers again.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(120);
+/// The default time allowed for the logout on close or drop.
+pub const DEFAULT_LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The session's timing settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) logout_timeout: Duration,
+}
+
+/// Configures a [`Session`]; see [`Session::builder`].
+#[must_use = "a builder does nothing until build() is called"]
+pub struct SessionBuilder {
+    tokens: Arc<dyn TokenSource>,
+    signer: Signer,
+    config: SessionConfig,
+    base_url: String,
+    timeout: Duration,
+    clock: Arc<dyn Clock>,
+    timing: Timing,
+    http: Option<reqwest::ClientBuilder>,
+}
+
+impl SessionBuilder {
+    pub(crate) fn new(tokens: Arc<dyn TokenSource>, signer: Signer, config: SessionConfig) -> Self {
+        Self {
+            tokens,
+            signer,
+            config,
+            base_url: IBKR_PRODUCTION.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            clock: Arc::new(SystemClock),
+            timing: Timing {
+                initial_backoff: DEFAULT_INITIAL_BACKOFF,
+                max_backoff: DEFAULT_MAX_BACKOFF,
+                logout_timeout: DEFAULT_LOGOUT_TIMEOUT,
+            },
+            http: None,
+        }
+    }
+
+    /// IBKR's API server (default [`IBKR_PRODUCTION`]): https, or http to a loopback host.
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// The time allowed for one call (default 30 s; connecting: 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The wall clock (for the reset window); default the system's. Waits use tokio's clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The first and the longest wait between attempts while the session fails (default 1 s
+    /// and 2 min; doubling, jittered, never under 1 s).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.timing.initial_backoff = initial;
+        self.timing.max_backoff = max;
+        self
+    }
+
+    /// The time allowed for the logout on [`Session::close`] and on drop (default 5 s).
+    pub fn logout_timeout(mut self, timeout: Duration) -> Self {
+        self.timing.logout_timeout = timeout;
+        self
+    }
+
+    /// A reqwest builder with the caller's settings (proxy, root certificates...); the
+    /// session's policy (rustls, no redirects, timeouts) is applied on top.
+    pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.http = Some(builder);
+        self
+    }
+
+    /// Checks the settings and builds the session (no network I/O: call
+    /// [`Session::open`], or let the first call open it).
+    ///
+    /// # Errors
+    /// [`ConfigError::Client`] for a base URL that is not https (or http to loopback), a zero
+    /// timeout, an HTTP client reqwest cannot build; [`ConfigError::Session`] for backoff
+    /// settings out of order or zero.
+    pub fn build(self) -> Result<Session, ConfigError> {
+        let (base_url, https) = validate_base_url(&self.base_url)?;
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Client(
+                "a timeout of zero would fail every call; give a positive duration".into(),
+            ));
+        }
+        let t = self.timing;
+        if t.initial_backoff.is_zero() || t.max_backoff < t.initial_backoff {
+            return Err(ConfigError::Session(
+                "the backoff needs 0 < initial <= max (e.g. 1 s and 2 min)".into(),
+            ));
+        }
+        if t.logout_timeout.is_zero() {
+            return Err(ConfigError::Session(
+                "a logout timeout of zero would never log out; give a positive duration".into(),
+            ));
+        }
+        let http = locked_http_client(
+            self.http.unwrap_or_default(),
+            https,
+            DEFAULT_CONNECT_TIMEOUT.min(self.timeout),
+            self.timeout,
+        )?;
+        let calls: Arc<dyn Calls> = Arc::new(HttpCalls {
+            base_url: base_url.clone(),
+            http,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            clock: Arc::clone(&self.clock),
+            signer: self.signer,
+        });
+        Ok(Session::from_parts(
+            self.tokens,
+            calls,
+            self.config,
+            base_url,
+            self.clock,
+            t,
+        ))
+    }
+}
+
+impl fmt::Debug for SessionBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("tokens", &self.tokens)
+            .field("signer", &self.signer)
+            .field("config", &self.config)
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("timing", &self.timing)
+            .finish_non_exhaustive()
+    }
+}
