@@ -57,8 +57,14 @@ fn server(rt: &Runtime) -> ServerGuard {
 
 fn session(rt: &Runtime, server: &ServerGuard) -> Session {
     let key = PrivateKey::generate(Algorithm::EdDSA).unwrap();
-    let signer = Signer::builder("bench-client", "main", key).build().unwrap();
-    let tokens = FixedToken::new(Token::builder(SecretString::from("access")).build().unwrap());
+    let signer = Signer::builder("bench-client", "main", key)
+        .build()
+        .unwrap();
+    let tokens = FixedToken::new(
+        Token::builder(SecretString::from("access"))
+            .build()
+            .unwrap(),
+    );
     let config = SessionConfig::builder("benchuser")
         .ip("203.0.113.7")
         .build()
