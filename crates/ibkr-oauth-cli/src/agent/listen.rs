@@ -126,16 +126,16 @@ impl Bound {
         }
     }
 
-    pub(super) fn into_parts(self) -> (ServeOn, Option<SecretString>) {
+    pub(crate) fn into_parts(self) -> (ServeOn, Option<SecretString>) {
         (ServeOn(self.listener), self.secret)
     }
 }
 
 /// The listener as the server takes it.
-pub(super) struct ServeOn(Listener);
+pub(crate) struct ServeOn(Listener);
 
 impl ServeOn {
-    pub(super) async fn serve(
+    pub(crate) async fn serve(
         self,
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,

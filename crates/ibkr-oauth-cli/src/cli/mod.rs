@@ -8,7 +8,8 @@ mod local;
 use clap::{ArgAction, Parser, Subcommand};
 
 pub use client::{
-    AssertionArgs, DoctorArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs, TokenArgs,
+    AssertionArgs, DoctorArgs, GatewayArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs,
+    TokenArgs,
 };
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
 

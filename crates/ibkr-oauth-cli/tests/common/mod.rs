@@ -132,6 +132,16 @@ impl TestSandbox {
         algorithm: Algorithm,
         configure: impl FnOnce(RegisteredClient) -> RegisteredClient,
     ) -> Self {
+        Self::start_built(algorithm, configure, |builder| builder)
+    }
+
+    /// As [`start_client`](Self::start_client), with the sandbox's builder shaped by `build`
+    /// (pacing, session settings...).
+    pub fn start_built(
+        algorithm: Algorithm,
+        configure: impl FnOnce(RegisteredClient) -> RegisteredClient,
+        build: impl FnOnce(ibkr_oauth_sandbox::SandboxBuilder) -> ibkr_oauth_sandbox::SandboxBuilder,
+    ) -> Self {
         let key = PrivateKey::generate(algorithm).expect("a key");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let private_key = dir.path().join("private.pem");
@@ -144,11 +154,10 @@ impl TestSandbox {
             .expect("a runtime");
         let running = runtime
             .block_on(
-                Sandbox::builder()
-                    .client(configure(
-                        RegisteredClient::new(CLIENT_ID).key(KEY_ID, key.public_key_pem()),
-                    ))
-                    .start(),
+                build(Sandbox::builder().client(configure(
+                    RegisteredClient::new(CLIENT_ID).key(KEY_ID, key.public_key_pem()),
+                )))
+                .start(),
             )
             .expect("the sandbox starts");
         Self {

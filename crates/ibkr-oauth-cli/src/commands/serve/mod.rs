@@ -8,6 +8,8 @@ use ibkr_oauth::provider::TokenProvider;
 use ibkr_oauth::{SecretString, TokenSource};
 
 use super::emit;
+
+mod gateway;
 use super::sandbox::StopSignals;
 use crate::agent::{Bound, Listen, default_socket_path, install_metrics, serve_with_metrics};
 use crate::cli::ServeArgs;
@@ -25,16 +27,21 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let mut settings = Settings::new(&args.signer, Some(&args.request))?;
     let client = settings.client()?;
     let signer = settings.signer()?;
+    // The gateway opens SSO sessions: its token needs that scope.
+    let scope = match settings.scope() {
+        None if args.gateway.gateway => Some(ibkr_oauth::session::SSO_SESSIONS_SCOPE),
+        scope => scope,
+    };
     // One process's provider, or the fleet's shared source in front of Redis.
     let (source, refresher): (Arc<dyn TokenSource>, _) = match &args.redis.redis {
         Some(url) => {
-            let shared = crate::redis::source(url, client, signer, settings.scope())?;
+            let shared = crate::redis::source(url, client, signer.clone(), scope)?;
             let refresher = shared.spawn_refresher()?;
             (shared, refresher)
         }
         None => {
-            let mut builder = TokenProvider::builder(client, signer);
-            if let Some(scope) = settings.scope() {
+            let mut builder = TokenProvider::builder(client, signer.clone());
+            if let Some(scope) = scope {
                 builder = builder.scope(scope);
             }
             let provider = builder.build()?;
@@ -56,6 +63,16 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let bound = Bound::bind(listen).await?;
     // Keeps the token fresh even when no client asks; stops with the command.
     let _refresher = refresher;
+    let metrics = if args.metrics {
+        Some(install_metrics()?)
+    } else {
+        None
+    };
+    if args.gateway.gateway {
+        let gateway = gateway::start(args, &settings, signer, source, metrics).await?;
+        gateway::serve(gateway, args, bound, stop, out).await?;
+        return emit(out, "ibkr-oauth serve: stopped\n");
+    }
     emit(
         out,
         &format!(
@@ -63,11 +80,6 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
             bound.describe()
         ),
     )?;
-    let metrics = if args.metrics {
-        Some(install_metrics()?)
-    } else {
-        None
-    };
     serve_with_metrics(source, bound, metrics, stop.wait()).await?;
     emit(out, "ibkr-oauth serve: stopped\n")
 }
