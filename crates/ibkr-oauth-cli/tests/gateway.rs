@@ -119,6 +119,67 @@ fn a_python_cp_gateway_client_runs_unchanged() {
 }
 
 #[test]
+fn metrics_count_requests_pacing_and_the_session_state() {
+    let sandbox = paced_sandbox();
+    let gateway = start_gateway(&sandbox, &["--metrics", "--max-wait-ms", "0"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let url = |p: &str| format!("{}{p}", gateway.base);
+        assert_eq!(
+            http.post(url("/v1/api/tickle"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            http.get(url("/v1/api/portfolio/accounts"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        // 1 per 5 s: the second is refused by the governor, never sent.
+        let refused = http
+            .get(url("/v1/api/portfolio/accounts"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 429);
+        assert!(refused.headers().contains_key("retry-after"));
+        http.get(url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    for line in [
+        "ibkr_oauth_gateway_requests_total{endpoint=\"/v1/api/portfolio\",status=\"200\"} 1",
+        "ibkr_oauth_gateway_requests_total{endpoint=\"/v1/api/portfolio\",status=\"429\"} 1",
+        "ibkr_oauth_gateway_answered_total{endpoint=\"tickle\"} 1",
+        "ibkr_oauth_pacing_refused_total 1",
+        "ibkr_oauth_session_state{state=\"brokerage\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing in:\n{text}");
+    }
+    let sent = sandbox
+        .running
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/api/portfolio/accounts")
+        .count();
+    assert_eq!(sent, 1, "the refused call was not sent");
+}
+
+#[test]
 fn not_an_open_proxy() {
     let sandbox = paced_sandbox();
     let gateway = start_gateway(&sandbox, &[]);
