@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::super::emit;
 use super::super::sandbox::StopSignals;
-use crate::agent::Bound;
+use crate::agent::{Bound, Limits};
 use crate::cli::ServeArgs;
 use crate::config::Settings;
 use crate::error::Error;
@@ -105,10 +105,10 @@ pub(super) async fn serve(
             )?;
             let router = gateway.router(None);
             let done = shutdown(&stopped);
+            // The agent's connection limits (header-read timeout, connection cap) here too.
             Some(tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(done)
-                    .await
+                let accept = || async { listener.accept().await.map(|(io, _)| io) };
+                crate::agent::limits::serve(accept, router, Limits::for_this_process(), done).await;
             }))
         }
         None => None,
