@@ -51,7 +51,9 @@ pub mod gateway;
 pub mod output;
 pub mod passphrase;
 pub mod redis;
+pub mod sink;
 pub mod verbose;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -84,7 +86,7 @@ where
         .map_err(Error::Runtime)
         .and_then(|runtime| runtime.block_on(commands::run(cli, local, stdout)));
     match result {
-        Ok(()) => exit::SUCCESS,
+        Ok(code) => code,
         Err(error) => exit::report(&error, stderr),
     }
 }
