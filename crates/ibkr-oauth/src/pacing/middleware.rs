@@ -1,27 +1,5 @@
 //! [`Paced`]: a reqwest-middleware middleware that takes a turn from a [`Pacer`] before each
 //! request to the API's origin leaves, and reports the 429s that still come back.
-//!
-//! Put it after (inside) [`SessionAuth`](crate::middleware::SessionAuth) so that its retries
-//! are paced too:
-//!
-//! ```no_run
-//! # async fn run(session: ibkr_oauth::session::Session) -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
-//! use ibkr_oauth::middleware::SessionAuth;
-//! use ibkr_oauth::pacing::{Governor, Paced, PacingTable};
-//!
-//! let governor = Arc::new(Governor::new(PacingTable::ibkr())?);
-//! let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(SessionAuth::new(session, ibkr_oauth::IBKR_PRODUCTION)?)
-//!     .with(Paced::new(governor, ibkr_oauth::IBKR_PRODUCTION)?)
-//!     .build();
-//! // Over IBKR's pacing the call fails with a `PacingError` inside
-//! // `reqwest_middleware::Error::Middleware`, and nothing is sent.
-//! let accounts = api.get("https://api.ibkr.com/v1/api/portfolio/accounts").send().await?;
-//! # let _ = accounts;
-//! # Ok(())
-//! # }
-//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,7 +14,29 @@ use url::Url;
 use super::Pacer;
 use crate::error::ConfigError;
 
-/// Paces the requests to one API origin; see the [module docs](self).
+/// Paces the requests to one API origin. Other requests pass untouched.
+///
+/// Put it after (inside) [`SessionAuth`](crate::middleware::SessionAuth) so that its retries
+/// are paced too:
+///
+/// ```no_run
+/// # async fn run(session: ibkr_oauth::session::Session) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use ibkr_oauth::middleware::SessionAuth;
+/// use ibkr_oauth::pacing::{Governor, Paced, PacingTable};
+///
+/// let governor = Arc::new(Governor::new(PacingTable::ibkr())?);
+/// let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(SessionAuth::new(session, ibkr_oauth::IBKR_PRODUCTION)?)
+///     .with(Paced::new(governor, ibkr_oauth::IBKR_PRODUCTION)?)
+///     .build();
+/// // Over IBKR's pacing the call fails with a `PacingError` inside
+/// // `reqwest_middleware::Error::Middleware`, and nothing is sent.
+/// let accounts = api.get("https://api.ibkr.com/v1/api/portfolio/accounts").send().await?;
+/// # let _ = accounts;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Paced {
     pacer: Arc<dyn Pacer>,
