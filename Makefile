@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # generated crate's `native-tls` feature and with it OpenSSL.
 FEATURES ?= --features ibkr-oauth/blocking,ibkr-oauth/middleware,ibkr-oauth/encrypted-keys,ibkr-oauth/pacing
 
-.PHONY: build test test-default-features lint fmt doc regenerate check-generated no-openssl interop ci demo example bench
+.PHONY: build test test-default-features lint fmt doc regenerate check-generated no-openssl interop ci demo example bench gateway-fleet
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -60,6 +60,11 @@ no-openssl:
 ## Assertions signed by the SDK verified by PyJWT (Python), with the public key.
 interop:
 	scripts/pyjwt-interop
+
+## The gateway under 8 hammering client processes at 3x IBKR's limit (timing-dependent: run
+## it alone on a quiet machine).
+gateway-fleet:
+	$(CARGO) test -p ibkr-oauth-cli --test gateway -- --ignored --nocapture
 
 bench:
 	$(CARGO) bench --workspace

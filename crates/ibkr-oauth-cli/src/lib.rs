@@ -47,6 +47,7 @@ pub mod config;
 pub mod contract;
 pub mod error;
 pub mod exit;
+pub mod gateway;
 pub mod output;
 pub mod passphrase;
 pub mod redis;

@@ -120,6 +120,7 @@
 //! | sso-sessions accepted | 200 | `application/json` | `{"active":true,"access_token":...,"token_type":"Bearer"}` |
 //! | a `/v1/api` call without a live SSO session | 401 + `WWW-Authenticate` | `application/problem+json` | `detail` says why (expired, logged out, IP changed, decayed) |
 //! | `/iserver` without the brokerage session | 400 | `application/json` | `{"error":"Bad Request: no bridge","statusCode":400}` |
+//! | [pacing](SandboxBuilder::pacing) on: a username past a limit, or in its penalty window | 429 + `Retry-After` | `application/json` | `{"error":"Too Many Requests","statusCode":429}` |
 //! | another path / method | 404 / 405 (+ `Allow`) | `application/problem+json` | outside the operations |
 //! | a request hyper refuses before the sandbox sees it: headers over its size limit, a malformed request line, header or `Content-Length` | 431 / 400 | none | empty |
 //!
@@ -139,6 +140,7 @@ mod error;
 mod fault;
 mod key;
 mod log;
+mod pacing;
 mod protocol;
 mod response;
 mod server;
@@ -157,6 +159,7 @@ pub use config::{
 pub use error::Error;
 pub use fault::Fault;
 pub use log::{Endpoint, Outcome, RecordedForm, RecordedRequest};
+pub use pacing::{DEFAULT_PENALTY, PacingCounts, SandboxPacing};
 pub use protocol::{
     CLIENT_ASSERTION_TYPE, ECHO_HTTPS_PATH, ECHO_READ_SCOPE, ECHO_SIGNED_JWT_PATH,
     ECHO_WRITE_SCOPE, FORM_CONTENT_TYPE, GRANT_TYPE, JWT_CONTENT_TYPE, REQUEST_ID_HEADER,

@@ -181,7 +181,7 @@ impl Drop for Busy {
 
 /// Accepts with `accept` and serves `router` on each connection within `limits`, until
 /// `shutdown`; then lets requests in flight finish (bounded) and returns.
-pub(super) async fn serve<S, A, F>(
+pub(crate) async fn serve<S, A, F>(
     mut accept: A,
     router: Router,
     limits: Limits,

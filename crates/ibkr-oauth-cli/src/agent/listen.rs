@@ -144,16 +144,16 @@ impl Bound {
         self
     }
 
-    pub(super) fn into_parts(self) -> (ServeOn, Option<SecretString>) {
+    pub(crate) fn into_parts(self) -> (ServeOn, Option<SecretString>) {
         (ServeOn(self.listener, self.limits), self.secret)
     }
 }
 
 /// The listener as the server takes it.
-pub(super) struct ServeOn(Listener, Limits);
+pub(crate) struct ServeOn(Listener, Limits);
 
 impl ServeOn {
-    pub(super) async fn serve(
+    pub(crate) async fn serve(
         self,
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,

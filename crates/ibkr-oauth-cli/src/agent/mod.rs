@@ -37,7 +37,7 @@
 //! http.get({ socketPath: path, path: "/token" }, res => { /* JSON: access_token ... */ });
 //! ```
 
-mod limits;
+pub(crate) mod limits;
 mod listen;
 
 use std::future::Future;
@@ -159,7 +159,7 @@ fn refused(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
 
 /// Compares the SHA-256 digests of both sides in constant time: neither the content nor the
 /// length of the secret shows in the time taken.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::Digest as _;
     use subtle::ConstantTimeEq as _;
     let (a, b) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
@@ -178,7 +178,7 @@ async fn require_secret(
     }
 }
 
-fn problem(status: StatusCode, detail: &str) -> Response {
+pub(crate) fn problem(status: StatusCode, detail: &str) -> Response {
     let body = json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("Error"),

@@ -197,6 +197,39 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics on GET /metrics (token requests, refreshes, fallbacks...).
     #[arg(long)]
     pub metrics: bool,
+    /// Gateway mode: hold the IBKR session of --username and forward /v1/api and /gw/api calls
+    /// (what IBKR's Client Portal Gateway serves), paced.
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// `serve --gateway`: the session it holds and where CP-Gateway clients reach it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// Forward IBKR Web API calls with the held session (see --username).
+    #[arg(long, requires = "username")]
+    pub gateway: bool,
+    /// The IBKR username whose session the gateway holds (IBKR_USERNAME).
+    #[arg(long, env = "IBKR_USERNAME", value_name = "NAME")]
+    pub username: Option<String>,
+    /// The public IP the session is opened from (default: asked of IBKR's side).
+    #[arg(long, value_name = "IP", requires = "gateway")]
+    pub ip: Option<String>,
+    /// Open the SSO session only, not the brokerage session (no /iserver endpoints).
+    #[arg(long, requires = "gateway")]
+    pub read_only: bool,
+    /// Also listen on this loopback port without the secret, for programs written for IBKR's
+    /// gateway (e.g. 5000): they change nothing but the URL.
+    #[arg(long, value_name = "PORT", requires = "gateway")]
+    pub cp_compatible: Option<u16>,
+    /// At most this many calls of the username leave in any one second [default: 45, under
+    /// IBKR's 50: the rest is left for the session's own calls and for jitter]. Lower it when
+    /// other programs use the same username.
+    #[arg(long, value_name = "N", requires = "gateway")]
+    pub max_per_second: Option<u32>,
+    /// The longest a call waits for its turn under IBKR's pacing before it is refused (429).
+    #[arg(long, value_name = "MS", default_value_t = 2000, requires = "gateway")]
+    pub max_wait_ms: u64,
 }
 
 /// `ibkr-oauth exec`.

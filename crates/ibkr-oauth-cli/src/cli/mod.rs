@@ -9,8 +9,8 @@ mod session;
 use clap::{ArgAction, Parser, Subcommand};
 
 pub use client::{
-    AssertionArgs, DoctorArgs, ExecArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs,
-    TokenArgs,
+    AssertionArgs, DoctorArgs, ExecArgs, GatewayArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs,
+    SignerArgs, TokenArgs,
 };
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
 pub use session::{OpenArgs, SessionAction, SessionArgs, TokenArgs as SessionTokenArgs};

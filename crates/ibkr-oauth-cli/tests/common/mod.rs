@@ -135,18 +135,34 @@ impl TestSandbox {
         algorithm: Algorithm,
         configure: impl FnOnce(RegisteredClient) -> RegisteredClient,
     ) -> Self {
-        Self::start_lasting(algorithm, configure, None)
+        Self::start_lasting(algorithm, configure, None, |builder| builder)
     }
 
     /// A sandbox whose tokens live `lifetime` (a few seconds: refreshes without long waits).
     pub fn start_short_lived(lifetime: std::time::Duration) -> Self {
-        Self::start_lasting(Algorithm::ES256, |client| client, Some(lifetime))
+        Self::start_lasting(
+            Algorithm::ES256,
+            |client| client,
+            Some(lifetime),
+            |builder| builder,
+        )
+    }
+
+    /// As [`start_client`](Self::start_client), with the sandbox's builder shaped by `build`
+    /// (pacing, session settings...).
+    pub fn start_built(
+        algorithm: Algorithm,
+        configure: impl FnOnce(RegisteredClient) -> RegisteredClient,
+        build: impl FnOnce(ibkr_oauth_sandbox::SandboxBuilder) -> ibkr_oauth_sandbox::SandboxBuilder,
+    ) -> Self {
+        Self::start_lasting(algorithm, configure, None, build)
     }
 
     fn start_lasting(
         algorithm: Algorithm,
         configure: impl FnOnce(RegisteredClient) -> RegisteredClient,
         lifetime: Option<std::time::Duration>,
+        build: impl FnOnce(ibkr_oauth_sandbox::SandboxBuilder) -> ibkr_oauth_sandbox::SandboxBuilder,
     ) -> Self {
         let key = PrivateKey::generate(algorithm).expect("a key");
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -160,9 +176,9 @@ impl TestSandbox {
             .expect("a runtime");
         let running = runtime
             .block_on({
-                let builder = Sandbox::builder().client(configure(
+                let builder = build(Sandbox::builder().client(configure(
                     RegisteredClient::new(CLIENT_ID).key(KEY_ID, key.public_key_pem()),
-                ));
+                )));
                 match lifetime {
                     Some(lifetime) => builder.expires_in(lifetime),
                     None => builder,

@@ -49,6 +49,7 @@ pub struct SandboxBuilder {
     trace: Option<TraceSink>,
     sessions: SessionSettings,
     tls: bool,
+    pacing: Option<crate::SandboxPacing>,
 }
 
 impl Default for SandboxBuilder {
@@ -65,6 +66,7 @@ impl Default for SandboxBuilder {
             trace: None,
             sessions: SessionSettings::default(),
             tls: false,
+            pacing: None,
         }
     }
 }
@@ -151,6 +153,13 @@ impl SandboxBuilder {
     /// (tokio time: under paused time it passes without waiting).
     pub fn session_idle_timeout(mut self, timeout: Duration) -> Self {
         self.sessions.idle_timeout = timeout;
+        self
+    }
+
+    /// Enforces IBKR's pacing on the calls with an SSO bearer, per username: `429` with
+    /// `Retry-After` past a limit, then a penalty window (off by default).
+    pub fn pacing(mut self, pacing: crate::SandboxPacing) -> Self {
+        self.pacing = Some(pacing);
         self
     }
 
@@ -291,6 +300,7 @@ impl SandboxBuilder {
                 trace: self.trace,
                 sessions: self.sessions,
                 tls: self.tls,
+                pacing: self.pacing,
             },
             clock_offset_secs: self.clock_offset_secs,
         })
@@ -380,6 +390,7 @@ pub(crate) struct Config {
     pub(crate) trace: Option<TraceSink>,
     pub(crate) sessions: SessionSettings,
     pub(crate) tls: bool,
+    pub(crate) pacing: Option<crate::SandboxPacing>,
 }
 
 #[derive(Debug)]

@@ -164,6 +164,15 @@ impl RunningSandbox {
         let _ = received.wait_for(|n| *n >= count).await;
     }
 
+    /// What pacing counted for `username` (`None` when pacing is off or the username made no
+    /// paced call).
+    pub fn pacing_counts(&self, username: &str) -> Option<crate::PacingCounts> {
+        self.shared
+            .pacing
+            .as_ref()
+            .and_then(|pacing| lock(pacing).counts(username))
+    }
+
     /// How many access tokens the sandbox has issued.
     pub fn tokens_issued(&self) -> u64 {
         self.shared.tokens_issued.load(Ordering::Relaxed)

@@ -36,6 +36,7 @@ use shared::{CloseConnection, Shared, stopped};
 
 use crate::clock::Clock;
 use crate::log::RequestLog;
+use crate::pacing::Pacing;
 use crate::protocol::{ECHO_HTTPS_PATH, ECHO_SIGNED_JWT_PATH, TOKEN_PATH};
 use crate::session::{
     AUTH_STATUS_PATH, ISERVER_ACCOUNTS_PATH, LOGOUT_PATH, PORTFOLIO_ACCOUNTS_PATH,
@@ -79,6 +80,7 @@ pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningS
         None
     };
     let sessions = Mutex::new(Sessions::new(config.sessions.clone()));
+    let pacing = config.pacing.clone().map(|p| Mutex::new(Pacing::new(p)));
     let shared = Arc::new(Shared {
         log: Mutex::new(RequestLog::new(config.request_log_capacity)),
         config,
@@ -92,6 +94,7 @@ pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningS
         revoked_through: AtomicU64::new(0),
         next_request: AtomicU64::new(1),
         sessions,
+        pacing,
         shutdown: watch::Sender::new(false),
     });
     let router = Router::new()

@@ -58,6 +58,9 @@ impl Shared {
                 let now = Instant::now();
                 if let Some(view) = lock(&self.sessions).view(id, now) {
                     exchange.client_id = Some(bounded(&view.client_id));
+                    if let Some(refused) = self.paced(&exchange, &view.username, parts, now) {
+                        return Err(Box::new(refused));
+                    }
                 }
                 Ok((exchange, id))
             }
@@ -320,4 +323,31 @@ pub(super) async fn logout(State(shared): State<Arc<Shared>>, request: Request) 
         None,
         ok_json(&json!({"status": true})),
     )
+}
+
+impl Shared {
+    /// Counts the call against `username`'s pacing (when on): the `429` to send past a limit.
+    fn paced(
+        &self,
+        exchange: &Exchange,
+        username: &str,
+        parts: &Parts,
+        now: Instant,
+    ) -> Option<Response> {
+        let pacing = self.pacing.as_ref()?;
+        let retry_after = lock(pacing).admit(username, parts.uri.path(), now).err()?;
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        let mut response = error_json(status, "Too Many Requests");
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(secs.max(1)),
+        );
+        Some(self.answer(
+            exchange,
+            status,
+            Some("pacing: too many requests"),
+            response,
+        ))
+    }
 }

@@ -44,6 +44,8 @@ pub(super) struct Shared {
     pub(super) next_request: AtomicU64,
     /// The SSO and brokerage sessions.
     pub(super) sessions: Mutex<crate::session::Sessions>,
+    /// Per-username pacing, when configured.
+    pub(super) pacing: Option<Mutex<crate::pacing::Pacing>>,
     pub(super) shutdown: watch::Sender<bool>,
 }
 

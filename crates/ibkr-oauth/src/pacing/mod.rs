@@ -37,6 +37,8 @@
 
 mod error;
 mod local;
+#[cfg(feature = "middleware")]
+mod middleware;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -46,6 +48,8 @@ use std::time::Duration;
 
 pub use error::PacingError;
 pub use local::Governor;
+#[cfg(feature = "middleware")]
+pub use middleware::Paced;
 pub use table::{
     API_PREFIX, DEFAULT_MAX_WAIT, DEFAULT_PAUSE, Endpoint, GLOBAL, Limit, PacingTable, PathPattern,
     Rule,

@@ -20,7 +20,7 @@ const MAX_ENDPOINT_KEY: usize = 200;
 /// One GCRA limit: requests spaced by `interval` on average, at most `burst` at once.
 ///
 /// In any window of length `w` at most `burst + w / interval` requests pass, so
-/// [`per_second(45)`](Self::per_second) with [`burst(5)`](Self::burst) stays within 50 in
+/// [`per_second(40)`](Self::per_second) with [`burst(5)`](Self::burst) stays within 45 in
 /// every second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -142,7 +142,7 @@ impl PacingTable {
     ///
     /// | rule | limit |
     /// |---|---|
-    /// | per user (all paths) | 50/s documented: 45/s with a burst of 5, so no second ever sees more than 50 |
+    /// | per user (all paths) | 50/s documented: 40/s with a burst of 5, so no second ever sees more than 45: the other 5 are left for the session's own calls (ssodh/init, validate, the keep-alive), which do not pass through the governor, and for requests that reach IBKR closer together than they left |
     /// | `/tickle`, `/iserver/scanner/run`, `/fyi/*` | 1/s |
     /// | `/sso/validate` | 1/min |
     /// | `/iserver/marketdata/snapshot` | 10/s |
@@ -153,7 +153,7 @@ impl PacingTable {
     pub fn ibkr() -> Self {
         let every = |secs| Limit::every(Duration::from_secs(secs));
         let mut table = Self {
-            global: Limit::per_second(45).burst(5),
+            global: Limit::per_second(40).burst(5),
             rules: Vec::new(),
             max_wait: DEFAULT_MAX_WAIT,
             default_pause: DEFAULT_PAUSE,

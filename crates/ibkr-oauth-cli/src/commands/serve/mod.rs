@@ -10,6 +10,8 @@ use ibkr_oauth::{SecretString, TokenSource};
 
 use super::emit;
 use super::sandbox::StopSignals;
+
+mod gateway;
 use crate::agent::{Bound, Listen, default_socket_path, install_metrics, serve_with_metrics};
 use crate::cli::ServeArgs;
 use crate::config::Settings;
@@ -35,7 +37,12 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let client = settings.client()?;
     let token_url = client.token_url();
     let signer = settings.signer()?;
-    let (source, refresher) = token_source(&settings, client, signer, &args.redis)?;
+    // The gateway opens SSO sessions: its token needs that scope.
+    let scope = match settings.scope() {
+        None if args.gateway.gateway => Some(ibkr_oauth::session::SSO_SESSIONS_SCOPE),
+        scope => scope,
+    };
+    let (source, refresher) = token_source_scoped(client, signer.clone(), scope, &args.redis)?;
     let listen = match args.listen {
         Some(addr) => Listen::Loopback {
             addr,
@@ -50,6 +57,16 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let bound = Bound::bind(listen).await?;
     // Keeps the token fresh even when no client asks; stops with the command.
     let _refresher = refresher;
+    if args.gateway.gateway {
+        let metrics = if args.metrics {
+            Some(install_metrics()?)
+        } else {
+            None
+        };
+        let gateway = gateway::start(args, &settings, signer, source, metrics).await?;
+        gateway::serve(gateway, args, bound, stop, out).await?;
+        return emit(out, "ibkr-oauth serve: stopped\n");
+    }
     let files = if sinks.is_empty() {
         String::new()
     } else {
@@ -104,15 +121,25 @@ pub(crate) fn token_source(
     signer: ibkr_oauth::Signer,
     redis: &crate::cli::RedisArgs,
 ) -> Result<(Arc<dyn TokenSource>, ibkr_oauth::provider::Refresher), Error> {
+    token_source_scoped(client, signer, settings.scope(), redis)
+}
+
+/// As [`token_source`], for `scope` rather than the settings' own.
+fn token_source_scoped(
+    client: ibkr_oauth::TokenClient,
+    signer: ibkr_oauth::Signer,
+    scope: Option<&str>,
+    redis: &crate::cli::RedisArgs,
+) -> Result<(Arc<dyn TokenSource>, ibkr_oauth::provider::Refresher), Error> {
     Ok(match &redis.redis {
         Some(url) => {
-            let shared = crate::redis::source(url, client, signer, settings.scope())?;
+            let shared = crate::redis::source(url, client, signer, scope)?;
             let refresher = shared.spawn_refresher()?;
             (shared, refresher)
         }
         None => {
             let mut builder = TokenProvider::builder(client, signer);
-            if let Some(scope) = settings.scope() {
+            if let Some(scope) = scope {
                 builder = builder.scope(scope);
             }
             let provider = builder.build()?;

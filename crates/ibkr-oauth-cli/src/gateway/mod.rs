@@ -1,0 +1,179 @@
+//! `ibkr-oauth serve --gateway`: a local stand-in of IBKR's Client Portal Gateway. Programs
+//! written for it (`https://localhost:5000/v1/api/...`, e.g. Python's `ibind`) send their
+//! calls here unchanged; the gateway forwards them to IBKR with the held session's SSO bearer,
+//! paced, and answers the session's own endpoints itself.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET`/`POST /v1/api/tickle` | from the held session (IBKR's budget is not spent): `session`, `collission`, `iserver.authStatus` |
+//! | `GET`/`POST /v1/api/iserver/auth/status` | from the held session: `authenticated`, `competing`, `connected`, `message` |
+//! | `GET /v1/api/sso/validate` | from the held session: `RESULT`, `USER_NAME` |
+//! | `POST`/`GET /v1/api/logout` | `{"status": true}`: a client's logout does not end the session the others use |
+//! | any other `/v1/api/...`, `/gw/api/...` | forwarded to the configured upstream only (method, path, query, body, headers less hop-by-hop, `Host` and any client `Authorization`), paced, IBKR's answer returned as it is, streamed |
+//! | `GET /healthz` | the session's state (`200` while `/v1/api` calls can be made, else `503`) |
+//! | `GET /metrics` | with `--metrics`: Prometheus text |
+//!
+//! Not an open proxy: only the configured upstream, only those two path prefixes; request
+//! bodies are capped ([`MAX_BODY_BYTES`]), upstream calls time out.
+
+mod answers;
+mod forward;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use ibkr_oauth::pacing::{Paced, Pacer};
+use ibkr_oauth::session::{Session, SessionSource};
+use ibkr_oauth::{ExposeSecret, SecretString, TokenSource};
+use reqwest_middleware::ClientWithMiddleware;
+
+use crate::agent::{SECRET_HEADER, constant_time_eq, problem};
+use crate::error::Error;
+
+/// The largest request body forwarded (IBKR's request bodies are small JSON documents).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long one forwarded call may take, connecting and reading the whole answer included.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every request of the gateway shares; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    session: Session,
+    pacer: Arc<dyn Pacer>,
+    /// reqwest with the session's SSO bearer on `/v1/api` (401 and no bridge healed once)
+    /// and the pacer inside it.
+    api: ClientWithMiddleware,
+    /// The access token, for `/gw/api` calls.
+    tokens: Arc<dyn TokenSource>,
+    /// The upstream's base URL, without a trailing `/`.
+    upstream: String,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Gateway {
+    /// A gateway to `upstream` (IBKR's base URL) holding `session`, pacing with `pacer`;
+    /// `tokens` authorises the `/gw/api` calls.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an upstream URL the middlewares refuse (not https, unless loopback).
+    pub fn new(
+        session: Session,
+        tokens: Arc<dyn TokenSource>,
+        pacer: Arc<dyn Pacer>,
+        upstream: &str,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(UPSTREAM_TIMEOUT)
+            .build()
+            .map_err(|e| Error::Agent(format!("could not make the HTTP client ({e})")))?;
+        let config = |e: ibkr_oauth::ConfigError| Error::Config(e.to_string());
+        let source: Arc<dyn SessionSource> = Arc::new(session.clone());
+        let api = reqwest_middleware::ClientBuilder::new(http)
+            .with(ibkr_oauth::middleware::SessionAuth::from_arc(source, upstream).map_err(config)?)
+            .with(Paced::new(Arc::clone(&pacer), upstream).map_err(config)?)
+            .build();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                session,
+                pacer,
+                api,
+                tokens,
+                upstream: upstream.trim_end_matches('/').to_owned(),
+                metrics,
+            }),
+        })
+    }
+
+    /// The routes, guarded by `secret` (loopback TCP listeners but the CP-compatible one).
+    pub fn router(&self, secret: Option<SecretString>) -> Router {
+        let router = Router::new()
+            .route("/v1/api/tickle", get(answers::tickle).post(answers::tickle))
+            .route(
+                "/v1/api/iserver/auth/status",
+                get(answers::auth_status).post(answers::auth_status),
+            )
+            .route("/v1/api/sso/validate", get(answers::validate))
+            .route("/v1/api/logout", get(answers::logout).post(answers::logout))
+            .route("/v1/api/{*rest}", any(forward::forward))
+            .route("/gw/api/{*rest}", any(forward::forward))
+            .route("/healthz", get(answers::healthz))
+            .route("/metrics", get(render_metrics))
+            .fallback(not_found)
+            .with_state(self.clone());
+        match secret {
+            Some(secret) => {
+                let secret = Arc::new(secret);
+                router.layer(axum::middleware::from_fn(
+                    move |request: Request, next: Next| {
+                        let secret = Arc::clone(&secret);
+                        async move {
+                            if has_secret(request.headers(), &secret) {
+                                next.run(request).await
+                            } else {
+                                tracing::warn!(
+                                    "gateway: refused a request without the agent's secret header"
+                                );
+                                problem(
+                                    StatusCode::UNAUTHORIZED,
+                                    &format!("the {SECRET_HEADER} header is missing or wrong"),
+                                )
+                            }
+                        }
+                    },
+                ))
+            }
+            None => router,
+        }
+    }
+}
+
+fn has_secret(headers: &HeaderMap, secret: &SecretString) -> bool {
+    let given = headers
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    constant_time_eq(given, secret.expose_secret().as_bytes())
+}
+
+async fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "the gateway serves only /v1/api/..., /gw/api/..., /healthz and /metrics",
+    )
+}
+
+async fn render_metrics(State(gateway): State<Gateway>) -> Response {
+    let Some(handle) = &gateway.inner.metrics else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "metrics are off: start the gateway with --metrics",
+        );
+    };
+    let stats = gateway.inner.pacer.stats();
+    metrics::counter!("ibkr_oauth_pacing_admitted_total").absolute(stats.admitted);
+    metrics::counter!("ibkr_oauth_pacing_waited_total").absolute(stats.waited);
+    metrics::counter!("ibkr_oauth_pacing_refused_total").absolute(stats.refused);
+    metrics::counter!("ibkr_oauth_pacing_429_total").absolute(stats.paused);
+    answers::record_session_state(&gateway.inner.session.status());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
