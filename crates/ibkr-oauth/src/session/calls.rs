@@ -33,7 +33,7 @@ use crate::error::{Error, root_cause};
 use crate::models::{BrokerageSessionInitRequest, CreateSessionRequest};
 use crate::response::{Media, RawResponse, media};
 use crate::token::Token;
-use crate::transport::{Outcome, capture};
+use crate::transport::{Captured, capture};
 
 /// IBKR's session calls, as the session's logic sees them.
 #[async_trait::async_trait]
@@ -90,8 +90,8 @@ impl HttpCalls {
         };
         let result = operation(configuration).await;
         match recording.take() {
-            Some(Outcome::Complete(raw)) => map(call, &raw),
-            Some(Outcome::TooLarge { limit, info }) => Err(SessionError::TooLarge {
+            Some(Captured::Complete(raw)) => map(call, &raw),
+            Some(Captured::TooLarge { limit, info }) => Err(SessionError::TooLarge {
                 call,
                 limit,
                 response: Arc::new(info),
@@ -134,7 +134,7 @@ fn invalid(call: SessionCall, reason: &'static str) -> SessionError {
     SessionError::InvalidResponse {
         call,
         reason: Arc::from(reason),
-        response: Arc::new(crate::response::ResponseInfo {
+        response: Arc::new(crate::error::ResponseInfo {
             status: http::StatusCode::OK,
             content_type: Some("application/json".into()),
             server_date: None,
