@@ -287,7 +287,7 @@ pub use client::{
     IBKR_PRODUCTION, IBKR_QA, TOKEN_PATH, TokenClient, TokenClientBuilder,
 };
 pub use clock::{Clock, SystemClock};
-pub use config::{Config, Origin, env_vars};
+pub use config::{Config, SettingOrigin, env_vars};
 pub use error::{ConfigError, Error, ErrorKind, ResponseInfo};
 pub use problem::{OAuthError, Problem};
 pub use request::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS, TokenRequest, TokenRequestBuilder};
