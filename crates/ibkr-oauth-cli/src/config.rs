@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use ibkr_oauth::{
-    Algorithm, Config, ConfigError, KeyError, SettingOrigin, PrivateKey, Signer, TokenClient,
+    Algorithm, Config, ConfigError, KeyError, PrivateKey, SettingOrigin, Signer, TokenClient,
     TokenRequest, env_vars,
 };
 

@@ -13,9 +13,11 @@ mod response_info;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "middleware")]
+pub(crate) use messages::retry_hint;
+pub(crate) use messages::root_cause;
 #[cfg(feature = "provider")]
 pub(crate) use messages::status_text;
-pub(crate) use messages::{retry_hint, root_cause};
 
 use crate::assertion::{KeyError, SignError};
 use crate::problem::{OAuthError, Problem};
