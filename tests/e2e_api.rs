@@ -84,15 +84,15 @@ async fn a_second_401_reaches_the_caller() {
         .echo_https()
         .await
         .expect_err("refused");
-    let Error::Api {
+    let Error::Api(refusal) = &error else {
+        panic!("{error:?}");
+    };
+    let ibkr_oauth::api::ApiError {
         path,
         challenge,
         response,
         ..
-    } = &error
-    else {
-        panic!("{error:?}");
-    };
+    } = &**refusal;
     assert_eq!(*path, "/gw/api/v1/echo/https");
     assert_eq!(response.status.as_u16(), 401);
     assert!(

@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use ibkr_oauth::{
-    Algorithm, Config, ConfigError, KeyError, Origin, PrivateKey, Signer, TokenClient,
+    Algorithm, Config, ConfigError, KeyError, PrivateKey, SettingOrigin, Signer, TokenClient,
     TokenRequest, env_vars,
 };
 
@@ -146,11 +146,11 @@ impl Settings {
             .into_iter()
             .map(|(name, origin)| {
                 let shown = match origin {
-                    Origin::Set if name == "key id" && self.key_id_defaulted => {
+                    SettingOrigin::Set if name == "key id" && self.key_id_defaulted => {
                         format!("default {DEFAULT_KEY_ID}")
                     }
                     // Settings with no default: say plainly that they were not given.
-                    Origin::Default
+                    SettingOrigin::Default
                         if matches!(name, "client id" | "private key" | "passphrase" | "scope") =>
                     {
                         "not set".to_owned()
@@ -185,7 +185,7 @@ impl Settings {
         self.config
             .origins()
             .iter()
-            .any(|(name, origin)| *name == "private key" && *origin == Origin::Default)
+            .any(|(name, origin)| *name == "private key" && *origin == SettingOrigin::Default)
     }
 
     /// The private key, decrypted with `IBKR_PRIVATE_KEY_PASSPHRASE` or, when stdin is a

@@ -11,6 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error};
 use crate::request::TokenRequest;
 use crate::token::Token;
+use crate::transport::Endpoint;
 
 /// IBKR's production server, the default base URL.
 pub const IBKR_PRODUCTION: &str = "https://api.ibkr.com";
@@ -18,8 +19,7 @@ pub const IBKR_PRODUCTION: &str = "https://api.ibkr.com";
 /// which needs QA credentials from IBKR. Not this project's local sandbox
 /// (`ibkr-oauth-sandbox`, or `ibkr-oauth sandbox`), which runs on loopback.
 pub const IBKR_QA: &str = "https://qa.interactivebrokers.com";
-/// The token endpoint's path below the base URL.
-pub const TOKEN_PATH: &str = "/oauth2/api/v1/token";
+pub use crate::transport::TOKEN_PATH;
 /// The default time allowed to establish the connection (TCP and TLS).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default time allowed for the whole exchange, body included.
@@ -58,18 +58,8 @@ pub const DEFAULT_USER_AGENT: &str =
 /// ```
 #[derive(Clone)]
 pub struct TokenClient {
-    pub(crate) inner: Arc<ClientInner>,
-}
-
-pub(crate) struct ClientInner {
-    /// The validated base URL, without a trailing slash.
-    pub(crate) base_url: String,
-    pub(crate) http: reqwest::Client,
-    pub(crate) user_agent: String,
-    pub(crate) max_response_bytes: usize,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) timeout: Duration,
+    /// The exchange itself: the client is the validated settings' shell around it.
+    endpoint: Arc<Endpoint>,
 }
 
 impl TokenClient {
@@ -89,12 +79,12 @@ impl TokenClient {
 
     /// The base URL requests go to (no trailing slash).
     pub fn base_url(&self) -> &str {
-        &self.inner.base_url
+        &self.endpoint.base_url
     }
 
     /// The full URL of the token endpoint.
     pub fn token_url(&self) -> String {
-        format!("{}{TOKEN_PATH}", self.inner.base_url)
+        format!("{}{TOKEN_PATH}", self.endpoint.base_url)
     }
 
     /// Sends one token request and returns the token, or the error that says what went wrong.
@@ -107,7 +97,7 @@ impl TokenClient {
     /// [`Error::InvalidResponse`], [`Error::ResponseTooLarge`] for responses;
     /// [`Error::Timeout`], [`Error::Connect`], [`Error::Transport`] when no response arrived.
     pub async fn request_token(&self, request: &TokenRequest) -> Result<Token, Error> {
-        crate::transport::request_token(&self.inner, request, None).await
+        self.endpoint.request_token(request, None).await
     }
 
     /// One attempt with the assertion stamped at `assertion_time` (the provider's clock,
@@ -118,19 +108,21 @@ impl TokenClient {
         request: &TokenRequest,
         assertion_time: std::time::SystemTime,
     ) -> Result<Token, Error> {
-        crate::transport::request_token(&self.inner, request, Some(assertion_time)).await
+        self.endpoint
+            .request_token(request, Some(assertion_time))
+            .await
     }
 }
 
 impl fmt::Debug for TokenClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenClient")
-            .field("base_url", &self.inner.base_url)
-            .field("connect_timeout", &self.inner.connect_timeout)
-            .field("timeout", &self.inner.timeout)
-            .field("max_response_bytes", &self.inner.max_response_bytes)
-            .field("user_agent", &self.inner.user_agent)
-            .field("clock", &self.inner.clock)
+            .field("base_url", &self.endpoint.base_url)
+            .field("connect_timeout", &self.endpoint.connect_timeout)
+            .field("timeout", &self.endpoint.timeout)
+            .field("max_response_bytes", &self.endpoint.max_response_bytes)
+            .field("user_agent", &self.endpoint.user_agent)
+            .field("clock", &self.endpoint.clock)
             .finish_non_exhaustive()
     }
 }
@@ -266,7 +258,7 @@ impl TokenClientBuilder {
             self.timeout,
         )?;
         Ok(TokenClient {
-            inner: Arc::new(ClientInner {
+            endpoint: Arc::new(Endpoint {
                 base_url,
                 http,
                 user_agent: self.user_agent,

@@ -49,7 +49,7 @@ pub mod env_vars {
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Origin {
+pub enum SettingOrigin {
     /// Set in code (by the `ibkr-oauth` command: a flag).
     Set,
     /// Read from this environment variable.
@@ -58,12 +58,12 @@ pub enum Origin {
     Default,
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for SettingOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Set => f.write_str("flag"),
-            Origin::Variable(name) => write!(f, "variable {name}"),
-            Origin::Default => f.write_str("default"),
+            SettingOrigin::Set => f.write_str("flag"),
+            SettingOrigin::Variable(name) => write!(f, "variable {name}"),
+            SettingOrigin::Default => f.write_str("default"),
         }
     }
 }
@@ -72,20 +72,20 @@ impl fmt::Display for Origin {
 #[derive(Clone)]
 struct Setting<T> {
     value: Option<T>,
-    origin: Origin,
+    origin: SettingOrigin,
 }
 
 impl<T> Setting<T> {
     fn unset() -> Self {
         Self {
             value: None,
-            origin: Origin::Default,
+            origin: SettingOrigin::Default,
         }
     }
 
     fn set(&mut self, value: T) {
         self.value = Some(value);
-        self.origin = Origin::Set;
+        self.origin = SettingOrigin::Set;
     }
 }
 
@@ -162,7 +162,7 @@ impl Config {
                 Ok(value) if value.trim().is_empty() => Ok(Setting::unset()),
                 Ok(value) => Ok(Setting {
                     value: Some(value),
-                    origin: Origin::Variable(name),
+                    origin: SettingOrigin::Variable(name),
                 }),
                 Err(std::env::VarError::NotPresent) => Ok(Setting::unset()),
                 Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::Variable {
@@ -315,7 +315,7 @@ impl Config {
     }
 
     /// Each setting's name and where its value came from (secrets by origin only).
-    pub fn origins(&self) -> Vec<(&'static str, Origin)> {
+    pub fn origins(&self) -> Vec<(&'static str, SettingOrigin)> {
         vec![
             ("client id", self.client_id.origin),
             ("key id", self.key_id.origin),
@@ -339,7 +339,7 @@ impl Config {
         };
         let text = key.expose_secret();
         let name = match self.private_key.origin {
-            Origin::Variable(name) => Some(name),
+            SettingOrigin::Variable(name) => Some(name),
             _ => None,
         };
         let passphrase = self
@@ -381,7 +381,7 @@ impl Config {
             let algorithm: Algorithm =
                 name.parse()
                     .map_err(|e: ConfigError| match self.algorithm.origin {
-                        Origin::Variable(var) => ConfigError::Variable {
+                        SettingOrigin::Variable(var) => ConfigError::Variable {
                             name: var,
                             problem: e.to_string(),
                         },
@@ -401,7 +401,7 @@ impl Config {
             .base_url(self.get_base_url())
             .build()
             .map_err(|e| match self.base_url.origin {
-                Origin::Variable(var) => ConfigError::Variable {
+                SettingOrigin::Variable(var) => ConfigError::Variable {
                     name: var,
                     problem: e.to_string(),
                 },

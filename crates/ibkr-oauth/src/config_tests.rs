@@ -32,15 +32,22 @@ fn variables_and_their_origins() {
     let signer = c.signer().expect("signer");
     assert_eq!((signer.client_id(), signer.key_id()), ("client", "main"));
     let origins: HashMap<_, _> = c.origins().into_iter().collect();
-    assert_eq!(origins["client id"], Origin::Variable(env_vars::CLIENT_ID));
+    assert_eq!(
+        origins["client id"],
+        SettingOrigin::Variable(env_vars::CLIENT_ID)
+    );
     assert_eq!(
         origins["base URL"],
-        Origin::Default,
+        SettingOrigin::Default,
         "an empty variable is unset"
     );
     assert_eq!(c.get_base_url(), IBKR_PRODUCTION);
     let c = c.client_id("flag-client");
-    assert_eq!(c.origins()[0], ("client id", Origin::Set), "a flag wins");
+    assert_eq!(
+        c.origins()[0],
+        ("client id", SettingOrigin::Set),
+        "a flag wins"
+    );
     assert!(
         !format!("{c:?}").contains("PRIVATE KEY"),
         "the key never prints"

@@ -287,11 +287,10 @@ pub use client::{
     IBKR_PRODUCTION, IBKR_QA, TOKEN_PATH, TokenClient, TokenClientBuilder,
 };
 pub use clock::{Clock, SystemClock};
-pub use config::{Config, Origin, env_vars};
-pub use error::{ConfigError, Error, ErrorKind};
+pub use config::{Config, SettingOrigin, env_vars};
+pub use error::{ConfigError, Error, ErrorKind, ResponseInfo};
 pub use problem::{OAuthError, Problem};
 pub use request::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS, TokenRequest, TokenRequestBuilder};
-pub use response::ResponseInfo;
 pub use sanitize::sanitize;
 pub use source::{FixedToken, FnSource, TokenFuture, TokenSource};
 pub use token::{Token, TokenBuilder};

@@ -20,33 +20,49 @@ use ibkr_oauth_generated::apis::configuration::Configuration;
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use tracing::Instrument;
 
-use crate::client::ClientInner;
 use crate::clock::Clock;
+use crate::error::ResponseInfo;
 use crate::error::{Error, root_cause};
 use crate::request::TokenRequest;
-use crate::response::{RawResponse, ResponseInfo, map_response};
+use crate::response::{RawResponse, map_response};
 use crate::token::Token;
+
+/// The token endpoint's path below the base URL.
+pub const TOKEN_PATH: &str = "/oauth2/api/v1/token";
+
+/// Everything one token exchange needs, validated by the client's builder: the client is a
+/// shell around it, and the exchange lives here.
+pub(crate) struct Endpoint {
+    /// The validated base URL, without a trailing slash.
+    pub(crate) base_url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) user_agent: String,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) connect_timeout: std::time::Duration,
+    pub(crate) timeout: std::time::Duration,
+}
 
 /// What the wire contract says the client accepts.
 const ACCEPT_VALUE: &str = "application/json, application/problem+json";
 
 /// What [`Capture`] saw of the one response of its call.
 #[derive(Debug)]
-pub(crate) enum Outcome {
+pub(crate) enum Captured {
     /// The whole body arrived within the cap.
     Complete(RawResponse),
     /// The body (announced or read so far) went past the cap.
     TooLarge { limit: usize, info: ResponseInfo },
 }
 
-type Slot = Arc<Mutex<Option<Outcome>>>;
+type Slot = Arc<Mutex<Option<Captured>>>;
 
 /// The caller's side of one [`Capture`]: what it recorded of the last response.
 pub(crate) struct Recording(Slot);
 
 impl Recording {
     /// The last response the capture saw (the retried one, after a bearer retry).
-    pub(crate) fn take(&self) -> Option<Outcome> {
+    pub(crate) fn take(&self) -> Option<Captured> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -79,12 +95,12 @@ pub(crate) struct Capture {
 struct BodyCapExceeded;
 
 impl Capture {
-    fn record(&self, outcome: Outcome) {
+    fn record(&self, captured: Captured) {
         let mut slot = self
             .slot
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *slot = Some(outcome);
+        *slot = Some(captured);
     }
 
     fn too_large(
@@ -94,7 +110,7 @@ impl Capture {
         received_at: SystemTime,
     ) -> reqwest_middleware::Error {
         let raw = raw_response(status, headers, Bytes::new(), received_at);
-        self.record(Outcome::TooLarge {
+        self.record(Captured::TooLarge {
             limit: self.limit,
             info: raw.info(),
         });
@@ -170,7 +186,7 @@ impl Middleware for Capture {
             body.extend_from_slice(&chunk);
         }
         let version = response.version();
-        self.record(Outcome::Complete(raw_response(
+        self.record(Captured::Complete(raw_response(
             status,
             &headers,
             body.freeze(),
@@ -185,9 +201,20 @@ impl Middleware for Capture {
     }
 }
 
-/// Sends one token request through the generated operation and maps what came back.
-pub(crate) async fn request_token(
-    inner: &ClientInner,
+impl Endpoint {
+    /// Sends one token request through the generated operation and maps what came back; the
+    /// assertion is stamped at `assertion_time` when given (the provider's corrected clock).
+    pub(crate) async fn request_token(
+        &self,
+        request: &TokenRequest,
+        assertion_time: Option<SystemTime>,
+    ) -> Result<Token, Error> {
+        request_token(self, request, assertion_time).await
+    }
+}
+
+async fn request_token(
+    inner: &Endpoint,
     request: &TokenRequest,
     assertion_time: Option<SystemTime>,
 ) -> Result<Token, Error> {
@@ -220,7 +247,7 @@ pub(crate) async fn request_token(
 }
 
 async fn exchange(
-    inner: &ClientInner,
+    inner: &Endpoint,
     request: &TokenRequest,
     assertion_time: Option<SystemTime>,
     span: &tracing::Span,
@@ -248,21 +275,21 @@ async fn exchange(
     drop(assertion);
     let outcome = recording.take();
     let status = match &outcome {
-        Some(Outcome::Complete(raw)) => Some(raw.status),
-        Some(Outcome::TooLarge { info, .. }) => Some(info.status),
+        Some(Captured::Complete(raw)) => Some(raw.status),
+        Some(Captured::TooLarge { info, .. }) => Some(info.status),
         None => None,
     };
     if let Some(status) = status {
         span.record("status", status.as_u16());
     }
     match outcome {
-        Some(Outcome::Complete(raw)) => map_response(&raw),
-        Some(Outcome::TooLarge { limit, info }) => Err(Error::ResponseTooLarge {
+        Some(Captured::Complete(raw)) => map_response(&raw),
+        Some(Captured::TooLarge { limit, info }) => Err(Error::ResponseTooLarge {
             limit,
             response: Arc::new(info),
         }),
         None => {
-            let url: Arc<str> = Arc::from(format!("{}{}", inner.base_url, crate::TOKEN_PATH));
+            let url: Arc<str> = Arc::from(format!("{}{}", inner.base_url, TOKEN_PATH));
             Err(match result {
                 Err(e) => transport_error(e, url),
                 // The generated code cannot succeed without a response passing the middleware.

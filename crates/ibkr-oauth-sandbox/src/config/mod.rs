@@ -7,7 +7,6 @@ mod tests;
 pub use client::RegisteredClient;
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
@@ -15,7 +14,7 @@ use jsonwebtoken::DecodingKey;
 use crate::key::{KeyType, parse_public_key};
 use crate::session::SessionSettings;
 use crate::trace::TraceSink;
-use crate::{Algorithm, Error, RunningSandbox};
+use crate::{Algorithm, Error};
 
 /// The audience IBKR's clients put in their assertions: a relative value, not the endpoint URL.
 pub const DEFAULT_AUDIENCE: &str = "/token";
@@ -113,7 +112,7 @@ impl SandboxBuilder {
     }
 
     /// Starts the sandbox's clock this many seconds ahead of (positive) or behind (negative) the
-    /// system clock; [`RunningSandbox::set_clock_offset`] changes it later.
+    /// system clock; [`RunningSandbox::set_clock_offset`](crate::RunningSandbox::set_clock_offset) changes it later.
     pub fn clock_offset(mut self, offset_secs: i64) -> Self {
         self.clock_offset_secs = offset_secs;
         self
@@ -172,7 +171,7 @@ impl SandboxBuilder {
 
     /// Serves `https` (on) instead of `http` (off, the default), with a certificate for
     /// `localhost`, `127.0.0.1` and `::1` issued by a CA made at start:
-    /// [`RunningSandbox::ca_certificate_pem`] is the one certificate a client must trust.
+    /// [`RunningSandbox::ca_certificate_pem`](crate::RunningSandbox::ca_certificate_pem) is the one certificate a client must trust.
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
         self
@@ -305,22 +304,6 @@ impl SandboxBuilder {
             clock_offset_secs: self.clock_offset_secs,
         })
     }
-
-    /// Builds and starts the sandbox on `127.0.0.1` at a free port.
-    ///
-    /// # Errors
-    /// Those of [`build`](Self::build) and [`Sandbox::start`].
-    pub async fn start(self) -> Result<RunningSandbox, Error> {
-        self.build()?.start().await
-    }
-
-    /// Builds and starts the sandbox on `addr` (port 0 picks a free one).
-    ///
-    /// # Errors
-    /// Those of [`build`](Self::build) and [`Sandbox::start_on`].
-    pub async fn start_on(self, addr: SocketAddr) -> Result<RunningSandbox, Error> {
-        self.build()?.start_on(addr).await
-    }
 }
 
 fn secs_i64(duration: Duration) -> i64 {
@@ -353,26 +336,6 @@ impl Sandbox {
     /// A builder with IBKR's defaults and no client yet.
     pub fn builder() -> SandboxBuilder {
         SandboxBuilder::default()
-    }
-
-    /// Starts serving on `127.0.0.1` at a free port. Must be called within a tokio runtime; the
-    /// server runs as a task on it until [`RunningSandbox::shutdown`] or drop.
-    ///
-    /// # Errors
-    /// [`Error::Bind`] when the socket cannot be opened, [`Error::Random`] when the operating
-    /// system gives no randomness for the token secret.
-    pub async fn start(self) -> Result<RunningSandbox, Error> {
-        self.start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-    }
-
-    /// Starts serving on `addr` (port 0 picks a free one). Anything but a loopback address
-    /// exposes a token minter to the network: meant for containers, not for hosts.
-    ///
-    /// # Errors
-    /// As [`start`](Self::start).
-    pub async fn start_on(self, addr: SocketAddr) -> Result<RunningSandbox, Error> {
-        crate::server::start(self, addr).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the sandbox configuration.
 
 use super::*;
+use crate::RunningSandbox;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
 

@@ -14,7 +14,7 @@ mod token;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,7 +43,7 @@ use crate::session::{
     SSO_SESSIONS_PATH, SSO_VALIDATE_PATH, SSODH_INIT_PATH, Sessions, TICKLE_PATH,
 };
 use crate::token::Minter;
-use crate::{Error, Sandbox};
+use crate::{Error, Sandbox, SandboxBuilder};
 
 /// How long shutdown waits for a connection to finish after asking it to close; then it is
 /// dropped. Without it a client that sent part of a request head would hold shutdown forever.
@@ -61,7 +61,49 @@ impl fmt::Display for ClosedOnPurpose {
 
 impl std::error::Error for ClosedOnPurpose {}
 
-pub(crate) async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningSandbox, Error> {
+// Starting lives here, beside the accept loop, so that the configuration never calls up into
+// the server: `config` -> `server`, one way.
+impl Sandbox {
+    /// Starts serving on `127.0.0.1` at a free port. Must be called within a tokio runtime; the
+    /// server runs as a task on it until [`RunningSandbox::shutdown`] or drop.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] when the socket cannot be opened, [`Error::Random`] when the operating
+    /// system gives no randomness for the token secret.
+    pub async fn start(self) -> Result<RunningSandbox, Error> {
+        self.start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+    }
+
+    /// Starts serving on `addr` (port 0 picks a free one). Anything but a loopback address
+    /// exposes a token minter to the network: meant for containers, not for hosts.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_on(self, addr: SocketAddr) -> Result<RunningSandbox, Error> {
+        start(self, addr).await
+    }
+}
+
+impl SandboxBuilder {
+    /// Builds and starts the sandbox on `127.0.0.1` at a free port.
+    ///
+    /// # Errors
+    /// Those of [`build`](Self::build) and [`Sandbox::start`].
+    pub async fn start(self) -> Result<RunningSandbox, Error> {
+        self.build()?.start().await
+    }
+
+    /// Builds and starts the sandbox on `addr` (port 0 picks a free one).
+    ///
+    /// # Errors
+    /// Those of [`build`](Self::build) and [`Sandbox::start_on`].
+    pub async fn start_on(self, addr: SocketAddr) -> Result<RunningSandbox, Error> {
+        self.build()?.start_on(addr).await
+    }
+}
+
+async fn start(sandbox: Sandbox, addr: SocketAddr) -> Result<RunningSandbox, Error> {
     crate::crypto::ensure_provider();
     let minter = Minter::new()?;
     let listener = TcpListener::bind(addr)

@@ -18,8 +18,6 @@ mod error;
 mod jwk; // the public key as a JWK, and its RFC 7638 thumbprint
 mod jws;
 mod key;
-mod key_decrypt;
-mod key_parse;
 mod key_source;
 mod pem;
 mod sign;

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::Cause;
+use super::ResponseInfo;
 use crate::problem::{OAuthError, Problem};
-use crate::response::ResponseInfo;
 
 /// `400 Bad Request`, or `599` for a code without a reason phrase.
 pub(crate) fn status_text(status: http::StatusCode) -> String {
@@ -15,7 +15,7 @@ pub(crate) fn status_text(status: http::StatusCode) -> String {
     }
 }
 
-fn retry_hint(response: &ResponseInfo) -> String {
+pub(crate) fn retry_hint(response: &ResponseInfo) -> String {
     match (response.is_retryable_status(), response.retry_after) {
         (true, Some(after)) => format!("; retry in {} s", after.as_secs()),
         (true, None) => "; retry later".to_owned(),
@@ -128,38 +128,3 @@ impl fmt::Display for RootCause {
 }
 
 impl std::error::Error for RootCause {}
-
-pub(super) fn api(
-    path: &str,
-    problem: Option<&Problem>,
-    challenge: Option<&str>,
-    reason: Option<&str>,
-    response: &ResponseInfo,
-) -> String {
-    let status = status_text(response.status);
-    let mut text = match reason {
-        Some(reason) => {
-            format!("the IBKR API's answer to {path} ({status}) is not usable: {reason}")
-        }
-        None => format!("the IBKR API refused {path} ({status})"),
-    };
-    if let Some(problem) = problem {
-        text.push_str(&format!(": {problem}"));
-    }
-    if let Some(challenge) = challenge {
-        text.push_str(&format!(" [{challenge}]"));
-    }
-    text.push_str(match response.status.as_u16() {
-        401 => "; the token was refused even after a fresh one: check the client's registration",
-        403 => {
-            "; the token lacks the scope this endpoint needs: ask for it (and have IBKR grant it)"
-        }
-        _ if reason.is_some() => "; check the API base URL",
-        _ => "",
-    });
-    text.push_str(&retry_hint(response));
-    if let Some(id) = &response.request_id {
-        text.push_str(&format!(" ({id})"));
-    }
-    text
-}

@@ -9,16 +9,20 @@ use std::fmt;
 use std::sync::Arc;
 
 mod messages;
+mod response_info;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "middleware")]
+pub(crate) use messages::retry_hint;
 pub(crate) use messages::root_cause;
 #[cfg(feature = "provider")]
 pub(crate) use messages::status_text;
 
 use crate::assertion::{KeyError, SignError};
 use crate::problem::{OAuthError, Problem};
-use crate::response::ResponseInfo;
+pub use response_info::ResponseInfo;
+pub(crate) use response_info::retryable_status;
 
 /// What kind of failure an [`Error`] is: the one question most callers branch on.
 ///
@@ -185,23 +189,11 @@ pub enum Error {
         #[source]
         source: Cause,
     },
-    /// An IBKR Web API call (not the token request) was refused or failed: a 4xx or 5xx,
-    /// with IBKR's problem document when it sent one, or a success body that is not what the
-    /// spec gives.
-    #[error("{}", messages::api(path, problem.as_deref(), challenge.as_deref(), reason.as_deref(), response))]
-    Api {
-        /// The API path called (e.g. `/gw/api/v1/echo/https`).
-        path: &'static str,
-        /// The problem document of the refusal, if the body was one.
-        problem: Option<Arc<Problem>>,
-        /// The `WWW-Authenticate` challenge (sanitised): RFC 6750's `error="invalid_token"`
-        /// or `error="insufficient_scope"`.
-        challenge: Option<Arc<str>>,
-        /// What is wrong with a success body, for a 2xx.
-        reason: Option<Arc<str>>,
-        /// The response's status and headers.
-        response: Arc<ResponseInfo>,
-    },
+    /// An IBKR Web API call (not the token request) was refused or failed; see
+    /// [`ApiError`](crate::api::ApiError).
+    #[cfg(feature = "middleware")]
+    #[error(transparent)]
+    Api(Arc<crate::api::ApiError>),
     /// The SSO or brokerage session failed (see [`SessionError`](crate::session::SessionError)).
     #[cfg(feature = "provider")]
     #[error(transparent)]
@@ -253,10 +245,8 @@ impl Error {
             Error::Key(e) => e.kind(),
             Error::Sign(e) => e.kind(),
             Error::Problem { .. } | Error::OAuth { .. } => ErrorKind::Refused,
-            Error::Api { response, .. } if response.status.is_success() => {
-                ErrorKind::InvalidResponse
-            }
-            Error::Api { .. } => ErrorKind::Refused,
+            #[cfg(feature = "middleware")]
+            Error::Api(e) => e.kind(),
             Error::UnexpectedResponse { .. }
             | Error::InvalidResponse { .. }
             | Error::ResponseTooLarge { .. } => ErrorKind::InvalidResponse,
@@ -305,8 +295,9 @@ impl Error {
             | Error::OAuth { response, .. }
             | Error::UnexpectedResponse { response, .. }
             | Error::InvalidResponse { response, .. }
-            | Error::ResponseTooLarge { response, .. }
-            | Error::Api { response, .. } => Some(response),
+            | Error::ResponseTooLarge { response, .. } => Some(response),
+            #[cfg(feature = "middleware")]
+            Error::Api(e) => Some(&e.response),
             #[cfg(feature = "provider")]
             Error::Session(e) => e.response(),
             _ => None,
@@ -317,10 +308,8 @@ impl Error {
     pub fn problem(&self) -> Option<&Problem> {
         match self {
             Error::Problem { problem, .. } => Some(problem),
-            Error::Api {
-                problem: Some(problem),
-                ..
-            } => Some(problem),
+            #[cfg(feature = "middleware")]
+            Error::Api(e) => e.problem.as_deref(),
             _ => None,
         }
     }
@@ -341,9 +330,7 @@ impl Error {
             Error::Custom { kind, .. } => *kind == ErrorKind::Transport,
             #[cfg(feature = "provider")]
             Error::Session(e) => e.is_retryable(),
-            _ => self
-                .response()
-                .is_some_and(|r| crate::response::retryable_status(r.status)),
+            _ => self.response().is_some_and(|r| retryable_status(r.status)),
         }
     }
 

@@ -205,27 +205,6 @@ fn every_error() -> Vec<Error> {
                 "connection reset by peer",
             ),
         },
-        Error::Api {
-            path: "/gw/api/v1/echo/https",
-            problem: Some(Arc::new(crate::problem::Problem::from_object(
-                StatusCode::FORBIDDEN,
-                serde_json::json!({"title": "Forbidden", "detail": "insufficient scope"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            ))),
-            challenge: Some(Arc::from(
-                "Bearer error=\"insufficient_scope\", scope=\"echo.read\"",
-            )),
-            reason: None,
-            response: Arc::new(ResponseInfo {
-                status: StatusCode::FORBIDDEN,
-                content_type: Some("application/problem+json".into()),
-                server_date: None,
-                retry_after: None,
-                request_id: Some("x-request-id: r-2".into()),
-            }),
-        },
         Error::NoRuntime,
         Error::FetchAborted,
         Error::custom(
@@ -234,6 +213,29 @@ fn every_error() -> Vec<Error> {
             Some("deadline exceeded".into()),
         ),
     ]);
+    // The Web API's refusal, which has its own type.
+    #[cfg(feature = "middleware")]
+    errors.push(Error::Api(Arc::new(crate::api::ApiError {
+        path: "/gw/api/v1/echo/https",
+        problem: Some(Arc::new(crate::problem::Problem::from_object(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"title": "Forbidden", "detail": "insufficient scope"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ))),
+        challenge: Some(Arc::from(
+            "Bearer error=\"insufficient_scope\", scope=\"echo.read\"",
+        )),
+        reason: None,
+        response: Arc::new(ResponseInfo {
+            status: StatusCode::FORBIDDEN,
+            content_type: Some("application/problem+json".into()),
+            server_date: None,
+            retry_after: None,
+            request_id: Some("x-request-id: r-2".into()),
+        }),
+    })));
     errors
 }
 

@@ -33,7 +33,7 @@ use crate::error::{Error, root_cause};
 use crate::models::{BrokerageSessionInitRequest, CreateSessionRequest};
 use crate::response::{Media, RawResponse, media};
 use crate::token::Token;
-use crate::transport::{Outcome, capture};
+use crate::transport::{Captured, capture};
 
 /// IBKR's session calls, as the session's logic sees them.
 #[async_trait::async_trait]
@@ -95,12 +95,12 @@ impl HttpCalls {
         );
         let result = tracing::Instrument::instrument(operation(configuration), span.clone()).await;
         let outcome = recording.take();
-        if let Some(Outcome::Complete(raw)) = &outcome {
+        if let Some(Captured::Complete(raw)) = &outcome {
             span.record("status", raw.status.as_u16());
         }
         match outcome {
-            Some(Outcome::Complete(raw)) => map(call, &raw),
-            Some(Outcome::TooLarge { limit, info }) => Err(SessionError::TooLarge {
+            Some(Captured::Complete(raw)) => map(call, &raw),
+            Some(Captured::TooLarge { limit, info }) => Err(SessionError::TooLarge {
                 call,
                 limit,
                 response: Arc::new(info),
@@ -143,7 +143,7 @@ fn invalid(call: SessionCall, reason: &'static str) -> SessionError {
     SessionError::InvalidResponse {
         call,
         reason: Arc::from(reason),
-        response: Arc::new(crate::response::ResponseInfo {
+        response: Arc::new(crate::error::ResponseInfo {
             status: http::StatusCode::OK,
             content_type: Some("application/json".into()),
             server_date: None,

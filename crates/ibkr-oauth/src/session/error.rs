@@ -7,8 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::error::ResponseInfo;
 use crate::error::{Cause, ErrorKind};
-use crate::response::ResponseInfo;
 
 /// One of IBKR's session calls, as named in errors and tracing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,8 +18,8 @@ use super::builder::Timing;
 use super::calls::Calls;
 use super::*;
 use crate::clock::Clock;
+use crate::error::ResponseInfo;
 use crate::error::{Error, ErrorKind};
-use crate::response::ResponseInfo;
 use crate::source::TokenSource;
 use crate::token::Token;
 

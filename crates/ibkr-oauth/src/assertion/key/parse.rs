@@ -13,10 +13,10 @@ use pkcs8::der::asn1::AnyRef;
 use pkcs8::der::{self, Decode as _, TagNumber};
 use zeroize::Zeroizing;
 
-use super::error::KeyError;
-use super::key::{KeyPair, PrivateKey};
-use super::key_source::KeySource;
-use super::pem;
+use super::pair::{Format, KeyPair};
+use crate::assertion::error::KeyError;
+use crate::assertion::key_source::KeySource;
+use crate::assertion::pem;
 
 /// Key files larger than this are refused unread: a PEM key of 8192 bits is under 7 KiB.
 const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
@@ -73,31 +73,11 @@ pub(super) fn read_key_file(
     }
 }
 
-/// The format a PEM label announces.
-#[derive(Clone, Copy)]
-pub(super) enum Format {
-    Pkcs8,
-    Pkcs1,
-    Sec1,
-    EncryptedPkcs8,
-}
-
-impl Format {
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Format::Pkcs8 => "PKCS#8 (BEGIN PRIVATE KEY)",
-            Format::Pkcs1 => "PKCS#1 RSA (BEGIN RSA PRIVATE KEY)",
-            Format::Sec1 => "SEC1 EC (BEGIN EC PRIVATE KEY)",
-            Format::EncryptedPkcs8 => "encrypted PKCS#8 (BEGIN ENCRYPTED PRIVATE KEY)",
-        }
-    }
-}
-
 pub(super) fn parse(
     text: &str,
     source: KeySource,
     passphrase: Option<&[u8]>,
-) -> Result<PrivateKey, KeyError> {
+) -> Result<(KeyPair, Format), KeyError> {
     if text.trim().is_empty() {
         return Err(KeyError::Empty { origin: source });
     }
@@ -135,7 +115,7 @@ pub(super) fn parse(
         Format::Pkcs1 => {
             let pair =
                 RsaKeyPair::from_der(&der).map_err(|e| rejected(e, source.clone(), format))?;
-            finish(KeyPair::Rsa(pair), source, format)
+            Ok((KeyPair::Rsa(pair), format))
         }
         Format::Sec1 => {
             if let Some(curve) = sec1_curve(&der).filter(|curve| *curve != OID_P256) {
@@ -152,13 +132,13 @@ pub(super) fn parse(
                 },
                 _ => rejected(e, source.clone(), format),
             })?;
-            finish(KeyPair::EcP256(pair), source, format)
+            Ok((KeyPair::EcP256(pair), format))
         }
         Format::EncryptedPkcs8 => {
             let Some(passphrase) = passphrase else {
                 return Err(KeyError::Encrypted { origin: source });
             };
-            let plain = super::key_decrypt::decrypt(&der, passphrase, &source)?;
+            let plain = super::decrypt::decrypt(&der, passphrase, &source)?;
             // A wrong passphrase can, rarely, pass the padding check and yield garbage.
             if pkcs8::PrivateKeyInfoRef::from_der(plain.as_slice()).is_err() {
                 return Err(KeyError::PassphraseWrong { origin: source });
@@ -185,7 +165,11 @@ fn no_key_error(blocks: &[pem::Block<'_>], origin: KeySource) -> KeyError {
     }
 }
 
-fn from_pkcs8(der: &[u8], source: KeySource, format: Format) -> Result<PrivateKey, KeyError> {
+fn from_pkcs8(
+    der: &[u8],
+    source: KeySource,
+    format: Format,
+) -> Result<(KeyPair, Format), KeyError> {
     let info = pkcs8::PrivateKeyInfoRef::from_der(der).map_err(|_| KeyError::Malformed {
         origin: source.clone(),
         format: format.name(),
@@ -224,15 +208,7 @@ fn from_pkcs8(der: &[u8], source: KeySource, format: Format) -> Result<PrivateKe
             found: format!("a {} key", algorithm_name(oid)),
         });
     };
-    finish(pair, source, format)
-}
-
-fn finish(pair: KeyPair, source: KeySource, format: Format) -> Result<PrivateKey, KeyError> {
-    PrivateKey::new(pair, source.clone()).map_err(|_| KeyError::Malformed {
-        origin: source,
-        format: format.name(),
-        reason: "its public key cannot be derived",
-    })
+    Ok((pair, format))
 }
 
 /// Maps aws-lc-rs's refusal of a key to the error that says why.

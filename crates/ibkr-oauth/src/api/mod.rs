@@ -8,6 +8,8 @@
 //! the generated model; anything else becomes [`Error::Api`] with the problem document, the
 //! `WWW-Authenticate` challenge and the request id when the server sent them.
 
+mod error;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
+pub use self::error::ApiError;
 use crate::assertion::Signer;
 use crate::client::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
@@ -35,7 +38,7 @@ use crate::models::{EchoResponse, SignedJwtEchoRequest};
 use crate::problem::Problem;
 use crate::response::{Media, RawResponse};
 use crate::source::TokenSource;
-use crate::transport::{Outcome, capture, transport_error};
+use crate::transport::{Captured, capture, transport_error};
 
 /// The path of IBKR's HTTPS echo endpoint.
 pub const ECHO_HTTPS_PATH: &str = "/gw/api/v1/echo/https";
@@ -149,8 +152,8 @@ impl ApiClient {
         let url: Arc<str> = Arc::from(format!("{}{path}", inner.base_url));
         let failure = operation(configuration, Arc::clone(&url)).await;
         match recording.take() {
-            Some(Outcome::Complete(raw)) => map(path, &raw),
-            Some(Outcome::TooLarge { limit, info }) => Err(Error::ResponseTooLarge {
+            Some(Captured::Complete(raw)) => map(path, &raw),
+            Some(Captured::TooLarge { limit, info }) => Err(Error::ResponseTooLarge {
                 limit,
                 response: Arc::new(info),
             }),
@@ -174,14 +177,16 @@ fn map(path: &'static str, raw: &RawResponse) -> Result<EchoResponse, Error> {
     let info = raw.info();
     let media = crate::response::media(raw.content_type.as_deref());
     if raw.status.is_success() && media == Media::Json {
-        return serde_json::from_slice::<EchoResponse>(&raw.body).map_err(|_| Error::Api {
-            path,
-            problem: None,
-            challenge: None,
-            reason: Some(Arc::from(
-                "the success body is not the echo response IBKR's spec gives",
-            )),
-            response: Arc::new(info),
+        return serde_json::from_slice::<EchoResponse>(&raw.body).map_err(|_| {
+            Error::Api(Arc::new(ApiError {
+                path,
+                problem: None,
+                challenge: None,
+                reason: Some(Arc::from(
+                    "the success body is not the echo response IBKR's spec gives",
+                )),
+                response: Arc::new(info),
+            }))
         });
     }
     let problem = match media {
@@ -198,7 +203,7 @@ fn map(path: &'static str, raw: &RawResponse) -> Result<EchoResponse, Error> {
     } else {
         None
     };
-    Err(Error::Api {
+    Err(Error::Api(Arc::new(ApiError {
         path,
         problem,
         challenge: raw
@@ -207,7 +212,7 @@ fn map(path: &'static str, raw: &RawResponse) -> Result<EchoResponse, Error> {
             .map(|c| Arc::from(crate::sanitize(c, 200))),
         reason,
         response: Arc::new(info),
-    })
+    })))
 }
 
 /// Turns the generated operation's JSON body into the signed `application/jwt` body IBKR's

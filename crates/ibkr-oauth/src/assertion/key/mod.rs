@@ -1,4 +1,7 @@
-//! Private keys: [`PrivateKey`], parsed once (see `key_parse`), generated or exported.
+//! Private keys: [`PrivateKey`], parsed once, generated or exported.
+//!
+//! Private parts, one way: this file -> `parse` (PEM and DER to a key pair) -> `decrypt`
+//! (encrypted PKCS#8) ; `pair` (the key pair and its format) is the leaf all of them use.
 //!
 //! A key is parsed once into an aws-lc-rs key pair and then shared: parsing an RSA key costs
 //! more than signing with it. aws-lc frees key pairs with `OPENSSL_free`, which wipes the memory,
@@ -15,17 +18,26 @@ use aws_lc_rs::signature::{
 };
 use zeroize::Zeroizing;
 
+mod decrypt;
+mod pair;
+mod parse;
+
 use super::algorithm::{Algorithm, KeyType};
 use super::error::KeyError;
-use super::key_parse::{parse, read_key_file};
 use super::key_source::KeySource;
 use super::pem;
+use parse::read_key_file;
 
-/// The parsed key pair. Signing borrows it; nothing re-parses.
-pub(crate) enum KeyPair {
-    Rsa(RsaKeyPair),
-    EcP256(EcdsaKeyPair),
-    Ed25519(Ed25519KeyPair),
+pub(crate) use pair::KeyPair;
+
+/// Parses a PEM key and derives its public half.
+fn parse(text: &str, source: KeySource, passphrase: Option<&[u8]>) -> Result<PrivateKey, KeyError> {
+    let (pair, format) = parse::parse(text, source.clone(), passphrase)?;
+    PrivateKey::new(pair, source.clone()).map_err(|_| KeyError::Malformed {
+        origin: source,
+        format: format.name(),
+        reason: "its public key cannot be derived",
+    })
 }
 
 struct Inner {
@@ -64,12 +76,12 @@ pub struct PrivateKey {
 impl PrivateKey {
     /// The most PBKDF2 iterations an encrypted key may ask for (OpenSSL writes 2048; current
     /// advice is about 600,000): past this, decryption would take minutes to hours.
-    pub const MAX_PBKDF2_ITERATIONS: u64 = 10_000_000;
+    pub const MAX_PBKDF2_ITERATIONS: u64 = decrypt::MAX_PBKDF2_ITERATIONS;
     /// The most memory scrypt may need to decrypt a key (`128 * r * N` bytes; OpenSSL's
     /// defaults need 16 MiB).
-    pub const MAX_SCRYPT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+    pub const MAX_SCRYPT_MEMORY_BYTES: u64 = decrypt::MAX_SCRYPT_MEMORY_BYTES;
     /// The most work scrypt may do to decrypt a key (`N * r * p`; OpenSSL's defaults: 131,072).
-    pub const MAX_SCRYPT_WORK: u64 = 1 << 24;
+    pub const MAX_SCRYPT_WORK: u64 = decrypt::MAX_SCRYPT_WORK;
 
     /// Parses an unencrypted PEM private key from a string.
     ///
@@ -286,10 +298,7 @@ impl PrivateKey {
         &self.inner.pair
     }
 
-    pub(super) fn new(
-        pair: KeyPair,
-        source: KeySource,
-    ) -> Result<Self, aws_lc_rs::error::Unspecified> {
+    fn new(pair: KeyPair, source: KeySource) -> Result<Self, aws_lc_rs::error::Unspecified> {
         let public_der = match &pair {
             KeyPair::Rsa(pair) => pair.public_key().as_der()?.as_ref().to_vec(),
             KeyPair::EcP256(pair) => pair.public_key().as_der()?.as_ref().to_vec(),

@@ -5,8 +5,15 @@
 
 use zeroize::Zeroizing;
 
-use super::error::KeyError;
-use super::key_source::KeySource;
+use crate::assertion::error::KeyError;
+use crate::assertion::key_source::KeySource;
+
+/// The most PBKDF2 iterations an encrypted key may ask for (`PrivateKey::MAX_PBKDF2_ITERATIONS`).
+pub(super) const MAX_PBKDF2_ITERATIONS: u64 = 10_000_000;
+/// The most memory scrypt may need (`PrivateKey::MAX_SCRYPT_MEMORY_BYTES`).
+pub(super) const MAX_SCRYPT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+/// The most work scrypt may do (`PrivateKey::MAX_SCRYPT_WORK`).
+pub(super) const MAX_SCRYPT_WORK: u64 = 1 << 24;
 
 /// Decrypts an `EncryptedPrivateKeyInfo` into the DER of a `PrivateKeyInfo`.
 #[cfg(feature = "encrypted-keys")]
@@ -37,10 +44,10 @@ mod pbes2 {
     use pkcs8::der::asn1::AnyRef;
     use pkcs8::der::{self, Decode as _};
 
-    use super::super::error::KeyError;
-    use super::super::key::PrivateKey;
-    use super::super::key_parse::Format;
-    use super::super::key_source::KeySource;
+    use super::super::pair::Format;
+    use super::{MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_MEMORY_BYTES, MAX_SCRYPT_WORK};
+    use crate::assertion::error::KeyError;
+    use crate::assertion::key_source::KeySource;
 
     const OID_PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
 
@@ -102,11 +109,11 @@ mod pbes2 {
         };
         if let Some(pbkdf2) = params.kdf.pbkdf2() {
             let iterations = u64::from(pbkdf2.iteration_count);
-            if iterations > PrivateKey::MAX_PBKDF2_ITERATIONS {
+            if iterations > MAX_PBKDF2_ITERATIONS {
                 return Err(too_high(
                     "PBKDF2 iterations",
                     iterations,
-                    PrivateKey::MAX_PBKDF2_ITERATIONS,
+                    MAX_PBKDF2_ITERATIONS,
                 ));
             }
         }
@@ -115,20 +122,16 @@ mod pbes2 {
             let r = u64::from(scrypt.block_size);
             let p = u64::from(scrypt.parallelization);
             let memory = n.saturating_mul(r).saturating_mul(128);
-            if memory > PrivateKey::MAX_SCRYPT_MEMORY_BYTES {
+            if memory > MAX_SCRYPT_MEMORY_BYTES {
                 return Err(too_high(
                     "scrypt memory in bytes (128 * r * N)",
                     memory,
-                    PrivateKey::MAX_SCRYPT_MEMORY_BYTES,
+                    MAX_SCRYPT_MEMORY_BYTES,
                 ));
             }
             let work = n.saturating_mul(r).saturating_mul(p);
-            if work > PrivateKey::MAX_SCRYPT_WORK {
-                return Err(too_high(
-                    "scrypt work (N * r * p)",
-                    work,
-                    PrivateKey::MAX_SCRYPT_WORK,
-                ));
+            if work > MAX_SCRYPT_WORK {
+                return Err(too_high("scrypt work (N * r * p)", work, MAX_SCRYPT_WORK));
             }
         }
         Ok(())
@@ -164,9 +167,9 @@ mod tests {
     use pkcs8::pkcs5::EncryptionScheme;
     use pkcs8::pkcs5::pbes2::{self, Kdf, Pbkdf2Params, Pbkdf2Prf, Salt, ScryptParams};
 
-    use super::super::key::PrivateKey;
-    use super::super::pem;
+    use super::super::PrivateKey;
     use super::*;
+    use crate::assertion::pem;
 
     /// An encrypted key file with these KDF parameters (the ciphertext is junk: it must never
     /// be reached).
