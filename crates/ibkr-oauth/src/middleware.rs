@@ -91,11 +91,22 @@ impl BearerAuth {
         })
     }
 
+    /// Whether the response came from another origin (a redirect was followed). A response
+    /// rebuilt by another middleware without its URL carries reqwest's placeholder: then the
+    /// request's own origin stands.
+    fn answered_elsewhere(&self, response: &Response) -> bool {
+        let url = response.url();
+        url.host_str() != Some(NO_URL_HOST) && url.origin() != self.origin
+    }
+
     /// Whether a request to `url` gets the token.
     fn applies_to(&self, url: &Url) -> bool {
         url.origin() == self.origin && is_safe(url)
     }
 }
+
+/// The host reqwest gives a response built from an `http::Response` without a URL.
+const NO_URL_HOST: &str = "no.url.provided.local";
 
 /// https, or http to a loopback host.
 fn is_safe(url: &Url) -> bool {
@@ -135,7 +146,7 @@ impl Middleware for BearerAuth {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        if response.url().origin() != self.origin {
+        if self.answered_elsewhere(&response) {
             // A redirect took the request elsewhere (without the token): that origin's 401
             // says nothing of the API token. The caller gets it as it is.
             tracing::debug!("a 401 from another origin after a redirect; the token is kept");
