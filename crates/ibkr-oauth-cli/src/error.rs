@@ -45,6 +45,12 @@ pub enum Error {
     /// The local token agent could not listen or serve (the message says why and what to do).
     #[error("{0}")]
     Agent(String),
+    /// A sink file could not be set up or written (the message says why and what to do).
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+    /// Waiting for `exec`'s child failed.
+    #[error("could not wait for the command `exec` runs")]
+    Exec(#[source] std::io::Error),
     /// `doctor` found a failing check (its report, already printed, says what to do).
     #[error("doctor: the {first} check failed; see the report above")]
     ChecksFailed {
@@ -53,6 +59,14 @@ pub enum Error {
         /// The exit code of its class.
         code: u8,
     },
+    /// A session call failed without an answer, or with one that cannot be used (the message
+    /// says what to do).
+    #[error("{0}")]
+    Session(String),
+    /// IBKR refused a call with the session (ended, or another refusal; the message says what
+    /// to do).
+    #[error("{0}")]
+    SessionEnded(String),
     /// Something the SDK promises did not hold (a bug to report).
     #[error("{0}; this is a bug, please report it")]
     Internal(String),

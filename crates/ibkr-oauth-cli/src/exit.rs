@@ -29,11 +29,21 @@ pub const INVALID_RESPONSE: u8 = 5;
 /// The exit code of `error`.
 pub fn code(error: &Error) -> u8 {
     match error {
-        Error::Config(_) | Error::FileExists { .. } | Error::File { .. } | Error::Agent(_) => USAGE,
+        Error::Config(_)
+        | Error::FileExists { .. }
+        | Error::File { .. }
+        | Error::Agent(_)
+        | Error::Sink(_) => USAGE,
         Error::Sdk(error) => sdk_code(error),
         Error::Sandbox(error) => sandbox_code(error),
         Error::ChecksFailed { code, .. } => *code,
-        Error::Output(_) | Error::Runtime(_) | Error::Signal(_) | Error::Internal(_) => FAILURE,
+        Error::SessionEnded(_) => REFUSED,
+        Error::Session(_) => TRANSPORT,
+        Error::Output(_)
+        | Error::Runtime(_)
+        | Error::Signal(_)
+        | Error::Exec(_)
+        | Error::Internal(_) => FAILURE,
     }
 }
 

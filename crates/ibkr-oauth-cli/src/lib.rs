@@ -50,7 +50,9 @@ pub mod exit;
 pub mod output;
 pub mod passphrase;
 pub mod redis;
+pub mod sink;
 pub mod verbose;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -83,7 +85,7 @@ where
         .map_err(Error::Runtime)
         .and_then(|runtime| runtime.block_on(commands::run(cli, local, stdout)));
     match result {
-        Ok(()) => exit::SUCCESS,
+        Ok(code) => code,
         Err(error) => exit::report(&error, stderr),
     }
 }

@@ -36,6 +36,11 @@ impl SandboxProcess {
             if let Some((name, value)) =
                 line.strip_prefix("export ").and_then(|a| a.split_once('='))
             {
+                // As the shell reads it: a value with spaces comes single-quoted.
+                let value = value
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .unwrap_or(value);
                 settings.push((name.to_owned(), value.to_owned()));
             }
             let ready = line == "# serving; press Ctrl-C to stop";
@@ -60,11 +65,16 @@ impl SandboxProcess {
     }
 
     fn token(&self, args: &[&str]) -> common::Run {
+        self.command("token", args)
+    }
+
+    /// `ibkr-oauth SUBCOMMAND ARGS` with exactly the printed settings.
+    fn command(&self, subcommand: &str, args: &[&str]) -> common::Run {
         let mut command = cli();
         for (name, value) in &self.settings {
             command.env(name, value);
         }
-        run(command.arg("token").args(args))
+        run(command.arg(subcommand).args(args))
     }
 
     /// Ctrl-C, as a user stops it; returns the exit code, the rest of the output and stderr
@@ -267,4 +277,20 @@ fn sigterm_right_after_the_ready_line_stops_it() {
     let status = sandbox.child.wait().expect("it exits");
     assert_eq!(status.code(), Some(0), "{status:?} {rest}");
     assert_eq!(rest, "# sandbox stopped\n");
+}
+
+#[test]
+fn the_printed_settings_include_the_scopes_so_doctor_runs_every_check() {
+    let sandbox = SandboxProcess::start(&[]);
+    let all = sandbox.output.join("\n");
+    assert_eq!(
+        sandbox.setting("IBKR_SCOPE"),
+        Some("sso-sessions.write echo.read echo.write"),
+        "{all}"
+    );
+    let doctor = sandbox.command("doctor", &[]);
+    let report = doctor.assert_success();
+    assert!(!report.contains("[skip]"), "{report}");
+    assert!(report.contains("echo/https"), "{report}");
+    assert!(report.contains("echo/signed-jwt"), "{report}");
 }

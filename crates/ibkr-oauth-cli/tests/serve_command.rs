@@ -146,3 +146,59 @@ fn serve_with_redis_exposes_prometheus_metrics() {
     assert_eq!(child.wait().expect("exits").code(), Some(0));
     assert_eq!(sandbox.running.tokens_issued(), 1);
 }
+
+#[test]
+fn print_socket_finds_the_socket_where_xdg_runtime_dir_is_unset() {
+    // No settings needed, and no $XDG_RUNTIME_DIR (containers, cron): the /tmp fallback.
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .expect("uid");
+    let out = run(common::cli()
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("IBKR_AGENT_SOCKET")
+        .args(["serve", "--print-socket"]));
+    assert_eq!(
+        out.assert_success(),
+        format!("/tmp/ibkr-oauth-{uid}.sock\n")
+    );
+    let out = run(common::cli()
+        .env("XDG_RUNTIME_DIR", "/run/user/1234")
+        .env_remove("IBKR_AGENT_SOCKET")
+        .args(["serve", "--print-socket"]));
+    assert_eq!(out.assert_success(), "/run/user/1234/ibkr-oauth.sock\n");
+
+    // IBKR_AGENT_SOCKET, read by both sides: serve listens there, and the README's curl line
+    // finds it through --print-socket.
+    let sandbox = TestSandbox::start();
+    let socket = sandbox.dir.path().join("shared.sock");
+    let mut child = sandbox
+        .cli()
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("IBKR_AGENT_SOCKET", &socket)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut ready = String::new();
+    stdout.read_line(&mut ready).expect("the ready line");
+    assert!(ready.contains(&socket.display().to_string()), "{ready}");
+    let curl = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"curl -fsS --unix-socket "$("$BIN" serve --print-socket)" http://agent/token"#,
+        ])
+        .env("BIN", common::BIN)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("IBKR_AGENT_SOCKET", &socket)
+        .output()
+        .expect("sh runs");
+    assert!(curl.status.success(), "{curl:?}");
+    let json: serde_json::Value = serde_json::from_slice(&curl.stdout).expect("JSON");
+    assert_eq!(json["version"], 1);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().expect("exits").code(), Some(0));
+}

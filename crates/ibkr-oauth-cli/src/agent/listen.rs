@@ -35,9 +35,17 @@ pub enum Listen {
     },
 }
 
-/// The socket path `serve` uses by default: `$XDG_RUNTIME_DIR/ibkr-oauth.sock` (a directory
-/// only this user can enter), else `/tmp/ibkr-oauth-<uid>.sock`.
+/// The variable both sides read for the socket's path: `serve` listens there, and a client
+/// connects there (`ibkr-oauth serve --print-socket` prints the path either way).
+pub const SOCKET_VAR: &str = "IBKR_AGENT_SOCKET";
+
+/// The socket path `serve` uses by default: `$IBKR_AGENT_SOCKET` when set, else
+/// `$XDG_RUNTIME_DIR/ibkr-oauth.sock` (a directory only this user can enter), else
+/// `/tmp/ibkr-oauth-<uid>.sock` (where `$XDG_RUNTIME_DIR` is unset: containers, cron).
 pub fn default_socket_path() -> PathBuf {
+    if let Some(path) = std::env::var_os(SOCKET_VAR).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("ibkr-oauth.sock"),
         _ => {

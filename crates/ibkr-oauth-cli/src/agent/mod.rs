@@ -52,7 +52,7 @@ use ibkr_oauth::{ExposeSecret, SecretString, Token, TokenSource};
 use serde_json::{Value, json};
 
 pub use limits::Limits;
-pub use listen::{Bound, Listen, SECRET_HEADER, default_socket_path};
+pub use listen::{Bound, Listen, SECRET_HEADER, SOCKET_VAR, default_socket_path};
 
 /// Installs the Prometheus recorder for the metrics facade (once per process) and returns the
 /// handle that renders it.

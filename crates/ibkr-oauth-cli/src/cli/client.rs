@@ -1,6 +1,8 @@
 //! The flags of the commands that act as the client: `token`, `doctor`, `assertion`, `jwk`.
 //! Each flag names its variable in its help; the variable is read by [`ibkr_oauth::Config`].
 
+use std::ffi::OsString;
+
 use clap::Args;
 use ibkr_oauth::{Algorithm, SecretString};
 
@@ -99,6 +101,13 @@ pub struct DoctorArgs {
     /// The server and the scopes.
     #[command(flatten)]
     pub request: RequestArgs,
+    /// Check the session too, for this IBKR username [env: IBKR_USERNAME].
+    #[arg(long, value_name = "USERNAME")]
+    pub username: Option<String>,
+    /// The public IP IBKR sees your requests come from, for the session checks
+    /// [env: IBKR_SESSION_IP].
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
     /// Print the checks as one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -158,10 +167,23 @@ pub struct ServeArgs {
     /// The server and the scopes.
     #[command(flatten)]
     pub request: RequestArgs,
-    /// The unix socket to listen on [default: $XDG_RUNTIME_DIR/ibkr-oauth.sock, else
-    /// /tmp/ibkr-oauth-UID.sock].
+    /// The unix socket to listen on [default: $IBKR_AGENT_SOCKET, else
+    /// $XDG_RUNTIME_DIR/ibkr-oauth.sock, else /tmp/ibkr-oauth-UID.sock].
     #[arg(long, value_name = "PATH", conflicts_with = "listen")]
     pub socket: Option<std::path::PathBuf>,
+    /// Print the socket path (as --socket, IBKR_AGENT_SOCKET and the default decide) and exit:
+    /// `curl --unix-socket "$(ibkr-oauth serve --print-socket)" http://agent/token`.
+    #[arg(long, conflicts_with = "listen")]
+    pub print_socket: bool,
+    /// Also write the bare token to this file, atomically, on every refresh; removed on a clean
+    /// stop. MODE in octal, 0600 by default (0640 shares it with the file's group); an existing
+    /// symlink or another user's file is refused. Repeatable.
+    #[arg(long, value_name = "PATH[:MODE]")]
+    pub sink: Vec<String>,
+    /// As --sink, with the token as the versioned JSON object of `token --json` (version,
+    /// access_token, token_type, expires_at, scope). Repeatable.
+    #[arg(long, value_name = "PATH[:MODE]")]
+    pub sink_json: Vec<String>,
     /// A group (name or gid) whose members may use the socket too (mode 0660).
     #[arg(long, value_name = "GROUP", requires = "socket")]
     pub group: Option<String>,
@@ -175,4 +197,37 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics on GET /metrics (token requests, refreshes, fallbacks...).
     #[arg(long)]
     pub metrics: bool,
+}
+
+/// `ibkr-oauth exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The client and its key.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// The server and the scopes.
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// The fleet-shared cache.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// The variable that holds the token in the command's environment.
+    #[arg(long, value_name = "NAME", default_value = crate::commands::exec::TOKEN_VAR)]
+    pub env: String,
+    /// What to do with the command when a new token comes (before the old one expires): none
+    /// (the token files are rewritten; for jobs shorter than a token's life), signal:HUP (or
+    /// USR1, USR2...: the files are rewritten, then the signal is sent; the command rereads
+    /// $IBKR_ACCESS_TOKEN_FILE), or restart (SIGTERM, then a new start with the new token).
+    #[arg(long, value_name = "WHAT", default_value = "none")]
+    pub on_refresh: crate::commands::exec::OnRefresh,
+    /// Also write the bare token to this file on every refresh (as `serve --sink`).
+    #[arg(long, value_name = "PATH[:MODE]")]
+    pub sink: Vec<String>,
+    /// Also write the token's JSON object to this file on every refresh (as `serve
+    /// --sink-json`).
+    #[arg(long, value_name = "PATH[:MODE]")]
+    pub sink_json: Vec<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
 }

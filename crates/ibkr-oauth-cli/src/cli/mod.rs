@@ -4,13 +4,16 @@
 
 mod client;
 mod local;
+mod session;
 
 use clap::{ArgAction, Parser, Subcommand};
 
 pub use client::{
-    AssertionArgs, DoctorArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs, TokenArgs,
+    AssertionArgs, DoctorArgs, ExecArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs, SignerArgs,
+    TokenArgs,
 };
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
+pub use session::{OpenArgs, SessionAction, SessionArgs, TokenArgs as SessionTokenArgs};
 
 /// The exit codes, as `--help` shows them (the table of the [crate docs](crate) and
 /// [`exit`](crate::exit)).
@@ -73,6 +76,14 @@ pub enum Command {
     /// secret) until Ctrl-C: one token for the whole host.
     #[command(after_help = EXIT_CODES_HELP)]
     Serve(ServeArgs),
+    /// Run a command with the token in its environment (IBKR_ACCESS_TOKEN) and in a file kept
+    /// current; pass signals on, exit with its code; on refresh: nothing, a signal, or a
+    /// restart.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Exec(ExecArgs),
+    /// IBKR's SSO and brokerage session: open, status, keep (hold it open), logout.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Session(SessionArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
     Completions(CompletionsArgs),
 }

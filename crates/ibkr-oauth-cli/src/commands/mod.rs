@@ -4,10 +4,12 @@ pub mod assertion;
 pub mod completions;
 pub mod demo;
 pub mod doctor;
+pub mod exec;
 pub mod jwk;
 pub mod keygen;
 pub mod sandbox;
 pub mod serve;
+pub mod session;
 pub mod token;
 
 use std::io::Write;
@@ -21,13 +23,23 @@ use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::output::LocalTime;
 
-/// Runs the parsed command line, writing its results to `out`.
+/// Runs the parsed command line, writing its results to `out`; returns the exit code (`exec`
+/// exits with its child's, the others with [`SUCCESS`](crate::exit::SUCCESS)).
 ///
 /// # Errors
 /// The command's [`Error`]; [`exit::report`](crate::exit::report) prints it and gives its exit
 /// code.
-pub async fn run(cli: Cli, local: LocalTime, out: &mut dyn Write) -> Result<(), Error> {
+pub async fn run(cli: Cli, local: LocalTime, out: &mut dyn Write) -> Result<u8, Error> {
     match cli.command {
+        Command::Exec(args) => exec::run(&args).await,
+        command => run_to_end(command, local, out)
+            .await
+            .map(|()| crate::exit::SUCCESS),
+    }
+}
+
+async fn run_to_end(command: Command, local: LocalTime, out: &mut dyn Write) -> Result<(), Error> {
+    match command {
         Command::Token(args) => token::run(&args, &local, out).await,
         Command::Assertion(args) => assertion::run(&args, &local, out),
         Command::Doctor(args) => doctor::run(&args, &local, out).await,
@@ -37,6 +49,8 @@ pub async fn run(cli: Cli, local: LocalTime, out: &mut dyn Write) -> Result<(), 
         Command::Sandbox(args) => sandbox::run(&args, out).await,
         Command::Serve(args) => serve::run(&args, out).await,
         Command::Demo(args) => demo::run(&args, &local, out).await,
+        Command::Exec(_) => Err(Error::Internal("exec runs on its own path".into())),
+        Command::Session(args) => session::run(&args, &local, out).await,
     }
 }
 

@@ -19,6 +19,9 @@ use crate::output::shell_assignment;
 /// caught: a reader of the output can stop reading there, and stop the sandbox at once.
 pub const READY_LINE: &str = "# serving; press Ctrl-C to stop";
 
+/// The scopes the printed settings ask for: an SSO session, and both echo endpoints.
+pub const SCOPES: &str = "sso-sessions.write echo.read echo.write";
+
 /// Starts the sandbox, prints its base URL and the client settings, and serves until Ctrl-C
 /// (or SIGTERM).
 ///
@@ -125,6 +128,9 @@ pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), Error> {
         export("IBKR_PRIVATE_KEY", &path.to_string_lossy());
     }
     export("IBKR_AUDIENCE", running.audience());
+    // The scopes the first API calls need (the sandbox grants any): without them doctor skips
+    // the echo checks and a first call is a 403.
+    export("IBKR_SCOPE", SCOPES);
     let algorithm = args.alg.or(generated.as_ref().map(|g| g.2));
     if let Some(alg) = algorithm.filter(|a| keygen::needs_alg_setting(*a)) {
         export("IBKR_ALG", alg.as_str());

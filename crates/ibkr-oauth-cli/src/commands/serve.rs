@@ -1,5 +1,6 @@
 //! `ibkr-oauth serve`: the local token agent ([`crate::agent`]) with a `TokenProvider` kept
-//! fresh by its refresher, until Ctrl-C or SIGTERM.
+//! fresh by its refresher, and the sink files ([`crate::sink`]) it keeps current, until Ctrl-C
+//! or SIGTERM.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use crate::agent::{Bound, Listen, default_socket_path, install_metrics, serve_wi
 use crate::cli::ServeArgs;
 use crate::config::Settings;
 use crate::error::Error;
+use crate::sink::{Format, Sink};
+use crate::watch::{Event, watch};
 
 /// The variable that holds the secret of a loopback TCP agent.
 pub const AGENT_SECRET_VAR: &str = "IBKR_AGENT_SECRET";
@@ -20,8 +23,13 @@ pub const AGENT_SECRET_VAR: &str = "IBKR_AGENT_SECRET";
 /// Serves tokens until a signal; prints where it listens first.
 ///
 /// # Errors
-/// Configuration errors before any I/O; [`Error::Agent`] when it cannot listen.
+/// Configuration errors before any I/O; [`Error::Agent`] when it cannot listen; [`Error::Sink`]
+/// when a sink file is refused at start.
 pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
+    if args.print_socket {
+        let path = args.socket.clone().unwrap_or_else(default_socket_path);
+        return emit(out, &format!("{}\n", path.display()));
+    }
     // Where to listen first: a bad group or a missing secret stops it before any request.
     let listen = match args.listen {
         Some(addr) => Listen::Loopback {
@@ -33,11 +41,71 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
             group: args.group.as_deref().map(gid).transpose()?,
         },
     };
+    let sinks = sinks(&args.sink, &args.sink_json)?;
     let mut settings = Settings::new(&args.signer, Some(&args.request))?;
     let client = settings.client()?;
+    let token_url = client.token_url();
     let signer = settings.signer()?;
-    // One process's provider, or the fleet's shared source in front of Redis.
-    let (source, refresher): (Arc<dyn TokenSource>, _) = match &args.redis.redis {
+    let (source, refresher) = token_source(&settings, client, signer, &args.redis)?;
+    let stop = StopSignals::listen()?;
+    let bound = Bound::bind(listen).await?;
+    // Keeps the token fresh even when no client asks; stops with the command.
+    let _refresher = refresher;
+    let files = if sinks.is_empty() {
+        String::new()
+    } else {
+        let paths: Vec<String> = sinks.iter().map(|s| s.path.display().to_string()).collect();
+        format!(" and in {}", paths.join(", "))
+    };
+    emit(
+        out,
+        &format!(
+            "ibkr-oauth serve: handing out tokens on {}{files} (Ctrl-C to stop)\n",
+            bound.describe()
+        ),
+    )?;
+    let metrics = if args.metrics {
+        Some(install_metrics()?)
+    } else {
+        None
+    };
+    let watcher = tokio::spawn(watch(
+        Arc::clone(&source),
+        report_and_write(token_url, sinks.clone()),
+    ));
+    let served = serve_with_metrics(source, bound, metrics, stop.wait()).await;
+    watcher.abort();
+    for sink in &sinks {
+        sink.remove();
+    }
+    served?;
+    emit(out, "ibkr-oauth serve: stopped\n")
+}
+
+/// The sinks of `--sink` (bare token) and `--sink-json`, each checked where it goes.
+pub(crate) fn sinks(token: &[String], json: &[String]) -> Result<Vec<Sink>, Error> {
+    let specs = token
+        .iter()
+        .map(|s| (s, Format::Token))
+        .chain(json.iter().map(|s| (s, Format::Json)));
+    let mut sinks = Vec::new();
+    for (spec, format) in specs {
+        let sink = Sink::parse(spec, format)?;
+        sink.check()?;
+        sinks.push(sink);
+    }
+    Ok(sinks)
+}
+
+/// The process's token source and its refresher: one `TokenProvider`, or the fleet's shared
+/// source in front of Redis.
+pub(crate) fn token_source(
+    settings: &Settings,
+    client: ibkr_oauth::TokenClient,
+    signer: ibkr_oauth::Signer,
+    redis: &crate::cli::RedisArgs,
+) -> Result<(Arc<dyn TokenSource>, ibkr_oauth::provider::Refresher), Error> {
+    Ok(match &redis.redis {
         Some(url) => {
             let shared = crate::redis::source(url, client, signer, settings.scope())?;
             let refresher = shared.spawn_refresher()?;
@@ -52,25 +120,39 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
             let refresher = provider.spawn_refresher()?;
             (Arc::new(provider), refresher)
         }
-    };
-    let stop = StopSignals::listen()?;
-    let bound = Bound::bind(listen).await?;
-    // Keeps the token fresh even when no client asks; stops with the command.
-    let _refresher = refresher;
-    emit(
-        out,
-        &format!(
-            "ibkr-oauth serve: handing out tokens on {} (Ctrl-C to stop)\n",
-            bound.describe()
-        ),
-    )?;
-    let metrics = if args.metrics {
-        Some(install_metrics()?)
-    } else {
-        None
-    };
-    serve_with_metrics(source, bound, metrics, stop.wait()).await?;
-    emit(out, "ibkr-oauth serve: stopped\n")
+    })
+}
+
+/// What `serve` does with the watcher's events: writes each new token to the sinks, and says
+/// on stderr at once (without `-v`) when no token can be had, and when one comes after all.
+/// Straight to the process's stderr: the events come from a background task, after `run`'s
+/// writer has returned to its caller.
+fn report_and_write(token_url: String, sinks: Vec<Sink>) -> impl FnMut(Event<'_>) + Send {
+    move |event| {
+        let mut stderr = std::io::stderr();
+        match event {
+            Event::New { token, recovered } => {
+                for failure in crate::sink::write_all(&sinks, token) {
+                    let _ = writeln!(
+                        stderr,
+                        "ibkr-oauth serve: {}",
+                        crate::exit::one_line(&crate::exit::chain(&failure.into()))
+                    );
+                }
+                if recovered {
+                    let _ = writeln!(stderr, "ibkr-oauth serve: got a token from {token_url}");
+                }
+            }
+            Event::Failed(error) => {
+                let _ = writeln!(
+                    stderr,
+                    "ibkr-oauth serve: no token from {token_url} yet: {}; still retrying \
+                     (clients get 502 until then)",
+                    crate::exit::one_line(&crate::exit::chain(&Error::Sdk(error.clone())))
+                );
+            }
+        }
+    }
 }
 
 fn secret() -> Result<SecretString, Error> {

@@ -17,7 +17,10 @@ pub const CLIENT_ID: &str = "cli-test-client";
 pub const KEY_ID: &str = "main";
 
 /// Every variable the command reads: removed so that the caller's environment never leaks in.
-pub const VARS: [&str; 9] = [
+pub const VARS: [&str; 12] = [
+    "IBKR_USERNAME",
+    "IBKR_SESSION_IP",
+    "IBKR_SSO_TOKEN",
     "IBKR_PRIVATE_KEY_PASSPHRASE",
     "RUST_LOG",
     "IBKR_CLIENT_ID",
@@ -132,6 +135,19 @@ impl TestSandbox {
         algorithm: Algorithm,
         configure: impl FnOnce(RegisteredClient) -> RegisteredClient,
     ) -> Self {
+        Self::start_lasting(algorithm, configure, None)
+    }
+
+    /// A sandbox whose tokens live `lifetime` (a few seconds: refreshes without long waits).
+    pub fn start_short_lived(lifetime: std::time::Duration) -> Self {
+        Self::start_lasting(Algorithm::ES256, |client| client, Some(lifetime))
+    }
+
+    fn start_lasting(
+        algorithm: Algorithm,
+        configure: impl FnOnce(RegisteredClient) -> RegisteredClient,
+        lifetime: Option<std::time::Duration>,
+    ) -> Self {
         let key = PrivateKey::generate(algorithm).expect("a key");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let private_key = dir.path().join("private.pem");
@@ -143,13 +159,16 @@ impl TestSandbox {
             .build()
             .expect("a runtime");
         let running = runtime
-            .block_on(
-                Sandbox::builder()
-                    .client(configure(
-                        RegisteredClient::new(CLIENT_ID).key(KEY_ID, key.public_key_pem()),
-                    ))
-                    .start(),
-            )
+            .block_on({
+                let builder = Sandbox::builder().client(configure(
+                    RegisteredClient::new(CLIENT_ID).key(KEY_ID, key.public_key_pem()),
+                ));
+                match lifetime {
+                    Some(lifetime) => builder.expires_in(lifetime),
+                    None => builder,
+                }
+                .start()
+            })
             .expect("the sandbox starts");
         Self {
             running,
@@ -244,3 +263,25 @@ impl Drop for Redis {
 
 /// A fleet encryption key for the tests: 32 bytes, base64.
 pub const REDIS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// Waits (polling every 20 ms, up to 30 s) until `ready` holds; panics with `what` otherwise.
+/// For real processes whose pace the test does not set: the bound only catches a hang.
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (`TERM`, `HUP`...) to the process `pid` with kill(1).
+pub fn kill(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}

@@ -1,0 +1,385 @@
+//! `ibkr-oauth exec [--env NAME] [--on-refresh WHAT] -- CMD ARGS...`: runs CMD with the token in
+//! its environment, as Vault agent's `exec` and AWS's `credential_process` do for theirs.
+//!
+//! The child gets:
+//! - `IBKR_ACCESS_TOKEN` (or the name of `--env`): the token at the child's start;
+//! - `IBKR_ACCESS_TOKEN_FILE`: a file (mode 0600, in a directory only this user can enter,
+//!   removed at exit) that always holds the current bare token, rewritten atomically on every
+//!   refresh; `IBKR_TOKEN_JSON_FILE` the same as the contract's JSON object (with
+//!   `expires_at`). A long-running child reads the file when it needs the token, or when told
+//!   (`--on-refresh signal:HUP`).
+//!
+//! Key material is not passed on: `IBKR_PRIVATE_KEY`, `IBKR_PRIVATE_KEY_PASSPHRASE` and
+//! `IBKR_REDIS_KEY` are removed from the child's environment. The token is never in an argument
+//! (so never in `ps`), nor in the log; the environment of a process is readable by its user and
+//! root only (`/proc/PID/environ`), as for any variable.
+//!
+//! `exec` stays the child's parent: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent
+//! to it are passed to the child, and it exits with the child's code (128 + the signal's number
+//! when the child was killed by one). Ctrl-C in a terminal reaches the child twice (from the
+//! terminal, and passed on), as with other supervisors that do not start a new session; a
+//! child that counts its SIGINTs should start under `setsid`. Before the token it handed out expires (the provider
+//! refreshes from 5 minutes, or a fifth of the lifetime, before expiry), on each new token:
+//! - `--on-refresh none` (the default, for jobs shorter than a token's life): the files are
+//!   rewritten, the child is left alone;
+//! - `--on-refresh signal:HUP` (or any of the signals above): the files are rewritten, then the
+//!   child gets the signal: it rereads `$IBKR_ACCESS_TOKEN_FILE`;
+//! - `--on-refresh restart`: the child gets SIGTERM (SIGKILL 10 s later if it is still there)
+//!   and starts again with the new token in its environment.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ibkr_oauth::{ExposeSecret as _, Token};
+use rustix::process::{Pid, Signal};
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::cli::ExecArgs;
+use crate::config::Settings;
+use crate::error::Error;
+use crate::sink::{Format, Sink};
+use crate::watch::{Event, watch};
+
+/// The variable that holds the token by default.
+pub const TOKEN_VAR: &str = "IBKR_ACCESS_TOKEN";
+/// The variable that holds the path of the file with the current bare token.
+pub const TOKEN_FILE_VAR: &str = "IBKR_ACCESS_TOKEN_FILE";
+/// The variable that holds the path of the file with the current token as the contract's JSON.
+pub const JSON_FILE_VAR: &str = "IBKR_TOKEN_JSON_FILE";
+/// Variables holding key material, never passed to the child.
+pub const WITHHELD: [&str; 3] = [
+    "IBKR_PRIVATE_KEY",
+    "IBKR_PRIVATE_KEY_PASSPHRASE",
+    "IBKR_REDIS_KEY",
+];
+/// How long a child may take to stop on SIGTERM before a restart kills it.
+const RESTART_GRACE: Duration = Duration::from_secs(10);
+
+/// The signals passed on to the child, and the names `--on-refresh signal:NAME` takes.
+const SIGNALS: [(&str, Signal); 6] = [
+    ("TERM", Signal::TERM),
+    ("INT", Signal::INT),
+    ("HUP", Signal::HUP),
+    ("QUIT", Signal::QUIT),
+    ("USR1", Signal::USR1),
+    ("USR2", Signal::USR2),
+];
+
+/// What to do with the child when a new token comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRefresh {
+    /// Nothing but rewriting the token files.
+    #[default]
+    Nothing,
+    /// Rewrite the files, then send the child this signal.
+    Signal(Signal),
+    /// Stop the child and start it again with the new token.
+    Restart,
+}
+
+impl std::str::FromStr for OnRefresh {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "none" => Ok(Self::Nothing),
+            "restart" => Ok(Self::Restart),
+            _ => {
+                let name = value.strip_prefix("signal:").ok_or_else(|| {
+                    "use none, restart or signal:NAME (e.g. signal:HUP)".to_owned()
+                })?;
+                let name = name.trim_start_matches("SIG").to_ascii_uppercase();
+                SIGNALS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, s)| Self::Signal(*s))
+                    .ok_or_else(|| {
+                        "the signal is one of HUP, USR1, USR2, INT, TERM, QUIT (e.g. signal:HUP)"
+                            .to_owned()
+                    })
+            }
+        }
+    }
+}
+
+/// What the child is handed. Today the access token; with a session (the session module), the
+/// SSO token and the gateway URL join it here, as `IBKR_SSO_TOKEN` and `IBKR_GATEWAY_URL`, and
+/// [`changed`](Self::changed) compares them too.
+#[derive(Debug, Clone)]
+pub struct Handout {
+    /// The access token.
+    pub token: Arc<Token>,
+}
+
+impl Handout {
+    /// The child's variables: (name, value). The values are secrets: only for the child's
+    /// environment, never for a log.
+    fn variables(&self, token_var: &str) -> Vec<(String, String)> {
+        vec![(
+            token_var.to_owned(),
+            self.token.access_token().expose_secret().to_owned(),
+        )]
+    }
+
+    /// Whether `other` hands out something else than `self`.
+    fn changed(&self, other: &Handout) -> bool {
+        !crate::watch::same(&self.token, &other.token)
+    }
+}
+
+/// A private directory holding the token files, removed on drop.
+struct TokenFiles {
+    dir: PathBuf,
+    token: Sink,
+    json: Sink,
+}
+
+impl TokenFiles {
+    fn create() -> Result<Self, Error> {
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|d| !d.is_empty())
+            .map_or_else(std::env::temp_dir, PathBuf::from);
+        let dir = base.join(format!("ibkr-oauth-exec-{}", std::process::id()));
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).map_err(|source| Error::File {
+            action: "create the token directory",
+            path: dir.clone(),
+            source,
+        })?;
+        let sink = |name: &str, format| Sink {
+            path: dir.join(name),
+            mode: 0o600,
+            format,
+        };
+        Ok(Self {
+            token: sink("token", Format::Token),
+            json: sink("token.json", Format::Json),
+            dir,
+        })
+    }
+
+    fn write(&self, token: &Token) -> Result<(), Error> {
+        self.token.write(token)?;
+        self.json.write(token)?;
+        Ok(())
+    }
+}
+
+impl Drop for TokenFiles {
+    fn drop(&mut self) {
+        self.token.remove();
+        self.json.remove();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Runs the child to its end and returns the exit code to exit with.
+///
+/// # Errors
+/// Configuration errors and the first token's error before the child starts; a child that
+/// cannot be started ([`Error::Exec`]).
+pub async fn run(args: &ExecArgs) -> Result<u8, Error> {
+    let mut settings = Settings::new(&args.signer, Some(&args.request))?;
+    let client = settings.client()?;
+    let signer = settings.signer()?;
+    let (source, _refresher) = super::serve::token_source(&settings, client, signer, &args.redis)?;
+    let sinks = super::serve::sinks(&args.sink, &args.sink_json)?;
+    let mut handout = Handout {
+        token: source.access_token().await?,
+    };
+    let files = TokenFiles::create()?;
+    files.write(&handout.token)?;
+    if let Some(failure) = crate::sink::write_all(&sinks, &handout.token)
+        .into_iter()
+        .next()
+    {
+        return Err(failure.into());
+    }
+    // Listening before the child starts: a signal from now on reaches the child.
+    let mut forward = Forward::listen()?;
+    let mut child = spawn(args, &handout, &files)?;
+
+    let (new_tokens, mut tokens) = mpsc::unbounded_channel();
+    let watcher = tokio::spawn(watch(Arc::clone(&source), move |event| match event {
+        Event::New { token, .. } => {
+            let _ = new_tokens.send(Arc::clone(token));
+        }
+        Event::Failed(error) => {
+            eprintln!(
+                "ibkr-oauth exec: no new token yet: {}; the child keeps the one it has, still \
+                 retrying",
+                crate::exit::one_line(&crate::exit::chain(&Error::Sdk(error.clone())))
+            );
+        }
+    }));
+
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.map_err(Error::Exec)?,
+            Some(sig) = forward.recv() => send(&child, sig),
+            Some(token) = tokens.recv() => {
+                let next = Handout { token };
+                if !next.changed(&handout) {
+                    continue;
+                }
+                handout = next;
+                if let Err(error) = files.write(&handout.token) {
+                    eprintln!("ibkr-oauth exec: {}", crate::exit::one_line(&crate::exit::chain(&error)));
+                }
+                for failure in crate::sink::write_all(&sinks, &handout.token) {
+                    let error = Error::from(failure);
+                    eprintln!("ibkr-oauth exec: {}", crate::exit::one_line(&crate::exit::chain(&error)));
+                }
+                match args.on_refresh {
+                    OnRefresh::Nothing => {}
+                    OnRefresh::Signal(sig) => {
+                        tracing::info!(signal = sig.as_raw(), "a new token: signalling the child");
+                        send(&child, sig);
+                    }
+                    OnRefresh::Restart => {
+                        tracing::info!("a new token: restarting the child");
+                        stop(&mut child).await;
+                        child = spawn(args, &handout, &files)?;
+                    }
+                }
+            }
+        }
+    };
+    watcher.abort();
+    for sink in &sinks {
+        sink.remove();
+    }
+    drop(files);
+    Ok(exit_code(status))
+}
+
+/// The child's exit code, or 128 + the signal that killed it.
+fn exit_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(crate::exit::FAILURE),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(crate::exit::FAILURE),
+        (None, None) => crate::exit::FAILURE,
+    }
+}
+
+fn spawn(args: &ExecArgs, handout: &Handout, files: &TokenFiles) -> Result<Child, Error> {
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Error::Config("give the command to run after --".into()))?;
+    let mut command = Command::new(program);
+    command.args(rest);
+    for name in WITHHELD {
+        command.env_remove(name);
+    }
+    command
+        .envs(handout.variables(&args.env))
+        .env(TOKEN_FILE_VAR, &files.token.path)
+        .env(JSON_FILE_VAR, &files.json.path)
+        // If `exec` itself dies on an error path, the child does not outlive it unnoticed.
+        .kill_on_drop(true);
+    command.spawn().map_err(|source| {
+        Error::Config(format!(
+            "could not start {:?} ({source}); check the command and that it is executable",
+            ibkr_oauth::sanitize(&program.to_string_lossy(), 256)
+        ))
+    })
+}
+
+/// Sends `sig` to the child, if it still runs.
+fn send(child: &Child, sig: Signal) {
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+/// SIGTERM, then SIGKILL after [`RESTART_GRACE`]; waits for the child to end.
+async fn stop(child: &mut Child) {
+    send(child, Signal::TERM);
+    if tokio::time::timeout(RESTART_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+/// The signals `exec` passes on, caught from [`Forward::listen`] on.
+struct Forward {
+    streams: Vec<(Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Forward {
+    fn listen() -> Result<Self, Error> {
+        let streams = SIGNALS
+            .iter()
+            .map(|(_, sig)| {
+                signal(SignalKind::from_raw(sig.as_raw()))
+                    .map(|stream| (*sig, stream))
+                    .map_err(Error::Signal)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { streams })
+    }
+
+    /// The next signal to pass on.
+    async fn recv(&mut self) -> Option<Signal> {
+        let waits = self.streams.iter_mut().map(|(sig, stream)| {
+            let sig = *sig;
+            Box::pin(async move { stream.recv().await.map(|()| sig) })
+        });
+        futures_select_all(waits).await
+    }
+}
+
+/// The first of `futures` to finish.
+async fn futures_select_all<F>(futures: impl Iterator<Item = F>) -> Option<Signal>
+where
+    F: std::future::Future<Output = Option<Signal>> + Unpin,
+{
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(move |cx| {
+        for future in &mut futures {
+            if let std::task::Poll::Ready(out) = std::pin::Pin::new(future).poll(cx) {
+                return std::task::Poll::Ready(out);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_refresh_parses_each_choice() {
+        assert_eq!("none".parse(), Ok(OnRefresh::Nothing));
+        assert_eq!("restart".parse(), Ok(OnRefresh::Restart));
+        assert_eq!("signal:HUP".parse(), Ok(OnRefresh::Signal(Signal::HUP)));
+        assert_eq!(
+            "signal:SIGUSR1".parse(),
+            Ok(OnRefresh::Signal(Signal::USR1))
+        );
+        assert!("signal:KILL".parse::<OnRefresh>().is_err());
+        assert!("sometimes".parse::<OnRefresh>().is_err());
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(exit_code(ExitStatus::from_raw(7 << 8)), 7);
+        assert_eq!(exit_code(ExitStatus::from_raw(9)), 137);
+        assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
+    }
+}
