@@ -81,6 +81,24 @@ fn serve_refuses_what_would_leave_the_machine_or_go_unguarded() {
     assert!(stderr.contains("IBKR_AGENT_SECRET"), "{stderr}");
 }
 
+/// Issue 20: `--group 4294967295` was accepted and the socket silently kept the user's group.
+#[test]
+fn serve_refuses_an_unknown_group_at_start() {
+    let sandbox = TestSandbox::start();
+    let socket = sandbox.dir.path().join("agent.sock");
+    for group in ["4294967295", "4294967294", "no-such-group-here"] {
+        let out = run(sandbox
+            .cli()
+            .args(["serve", "--socket"])
+            .arg(&socket)
+            .args(["--group", group]));
+        let stderr = out.assert_error(2);
+        assert!(stderr.contains("no group"), "{group}: {stderr}");
+        assert!(!socket.exists(), "no socket for {group}");
+    }
+    assert_eq!(sandbox.running.tokens_issued(), 0);
+}
+
 /// One HTTP/1.1 GET over a unix socket: the whole answer.
 fn get(socket: &std::path::Path, target: &str) -> String {
     let mut stream = UnixStream::connect(socket).expect("connect");

@@ -43,9 +43,11 @@ pub use session::{SESSION_API_PREFIX, SessionAuth};
 ///   http (unless the API is on a loopback host) goes out without the token. Build the client
 ///   without redirects, or keep reqwest's default policy, which drops `Authorization` when a
 ///   redirect leaves the origin.
-/// - **401 recovery**: on a 401 the token is reported to the source
+/// - **401 recovery**: on a 401 from the API's origin the token is reported to the source
 ///   ([`TokenSource::invalidate`]) and the request is sent once more with a fresh token, if its
-///   body can be cloned (not a stream). Never more than once: a second 401 goes to the caller.
+///   body can be cloned. A streamed body cannot be: the caller gets the 401 (the next request
+///   carries the new token). Never more than once: a second 401 goes to the caller. A 401 from
+///   another origin, reached through a redirect, leaves the token alone.
 #[derive(Clone)]
 pub struct BearerAuth {
     source: Arc<dyn TokenSource>,
@@ -89,11 +91,22 @@ impl BearerAuth {
         })
     }
 
+    /// Whether the response came from another origin (a redirect was followed). A response
+    /// rebuilt by another middleware without its URL carries reqwest's placeholder: then the
+    /// request's own origin stands.
+    fn answered_elsewhere(&self, response: &Response) -> bool {
+        let url = response.url();
+        url.host_str() != Some(NO_URL_HOST) && url.origin() != self.origin
+    }
+
     /// Whether a request to `url` gets the token.
     fn applies_to(&self, url: &Url) -> bool {
         url.origin() == self.origin && is_safe(url)
     }
 }
+
+/// The host reqwest gives a response built from an `http::Response` without a URL.
+const NO_URL_HOST: &str = "no.url.provided.local";
 
 /// https, or http to a loopback host.
 fn is_safe(url: &Url) -> bool {
@@ -131,6 +144,12 @@ impl Middleware for BearerAuth {
         authorize(&mut request, &token);
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        if self.answered_elsewhere(&response) {
+            // A redirect took the request elsewhere (without the token): that origin's 401
+            // says nothing of the API token. The caller gets it as it is.
+            tracing::debug!("a 401 from another origin after a redirect; the token is kept");
             return Ok(response);
         }
         self.source.invalidate(&token).await;

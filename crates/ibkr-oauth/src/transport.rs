@@ -186,6 +186,7 @@ impl Middleware for Capture {
             body.extend_from_slice(&chunk);
         }
         let version = response.version();
+        let url = response.url().clone();
         self.record(Captured::Complete(raw_response(
             status,
             &headers,
@@ -193,7 +194,10 @@ impl Middleware for Capture {
             received_at,
         )));
 
-        let mut rebuilt = http::Response::new(Bytes::new());
+        // Rebuilt with the URL it came from, which the middlewares outside look at.
+        let mut rebuilt = reqwest::ResponseBuilderExt::url(http::Response::builder(), url)
+            .body(Bytes::new())
+            .map_err(reqwest_middleware::Error::middleware)?;
         *rebuilt.status_mut() = status;
         *rebuilt.version_mut() = version;
         *rebuilt.headers_mut() = headers;

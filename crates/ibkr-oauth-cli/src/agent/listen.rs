@@ -206,12 +206,16 @@ fn bind_unix(path: &Path, group: Option<u32>) -> Result<UnixListener, Error> {
         }
         std::fs::remove_file(path).map_err(|e| failed("remove the stale socket", e))?;
     }
-    let staging = parent.join(format!(".ibkr-oauth-agent-{}", std::process::id()));
-    std::fs::create_dir(&staging).map_err(|e| failed("prepare", e))?;
+    // A fresh directory of a random name (mode 0700): nobody can take its name beforehand
+    // to stop the agent from starting.
+    let staging = tempfile::Builder::new()
+        .prefix(".ibkr-oauth-agent-")
+        .tempdir_in(parent)
+        .map_err(|e| failed("prepare", e))?;
     let result = (|| {
-        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700))
+        std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o700))
             .map_err(|e| failed("prepare", e))?;
-        let staged = staging.join("agent.sock");
+        let staged = staging.path().join("agent.sock");
         let listener = UnixListener::bind(&staged).map_err(|e| failed("listen on", e))?;
         let mode = if group.is_some() { 0o660 } else { 0o600 };
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
@@ -223,6 +227,6 @@ fn bind_unix(path: &Path, group: Option<u32>) -> Result<UnixListener, Error> {
         std::fs::rename(&staged, path).map_err(|e| failed("move the socket to", e))?;
         Ok(listener)
     })();
-    let _ = std::fs::remove_dir_all(&staging);
+    let _ = staging.close();
     result
 }

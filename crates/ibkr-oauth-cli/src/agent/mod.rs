@@ -292,3 +292,27 @@ async fn healthz(State(shared): State<Shared>, headers: HeaderMap) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn the_secret_comparison_takes_any_lengths() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        assert!(constant_time_eq(secret, secret));
+        // Digests of both sides are compared: no early exit on the length (no timing is
+        // asserted here; the code path is the same for every length).
+        for given in [
+            &b""[..],
+            b"0",
+            &secret[..31],
+            b"0123456789abcdef0123456789abcdeX",
+        ] {
+            assert!(!constant_time_eq(given, secret));
+        }
+        let mut longer = secret.to_vec();
+        longer.push(b'0');
+        assert!(!constant_time_eq(&longer, secret));
+    }
+}

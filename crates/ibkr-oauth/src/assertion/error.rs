@@ -156,8 +156,9 @@ pub enum KeyError {
     /// any derivation, since a crafted file could otherwise run for hours or exhaust memory.
     #[error(
         "{origin} asks for a key derivation with {parameter} = {value}, over this crate's cap \
-         of {cap}; re-encrypt it with usual costs (`openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD \
-         -out key.pem`)"
+         of {cap} (set so that loading a key takes seconds, not hours); re-encrypt it with usual \
+         costs (`openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out key.pem` writes 2048 \
+         iterations)"
     )]
     KdfCostTooHigh {
         /// Where the key was read from.

@@ -108,7 +108,7 @@ fn every_error() -> Vec<Error> {
             origin: file.clone(),
             parameter: "PBKDF2 iterations",
             value: u64::from(u32::MAX),
-            cap: 10_000_000,
+            cap: 1_000_000,
         },
         KeyError::Malformed {
             origin: file.clone(),

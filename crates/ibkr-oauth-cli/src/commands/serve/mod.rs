@@ -32,6 +32,17 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
         let path = args.socket.clone().unwrap_or_else(default_socket_path);
         return emit(out, &format!("{}\n", path.display()));
     }
+    // Where to listen first: a bad group or a missing secret stops it before any request.
+    let listen = match args.listen {
+        Some(addr) => Listen::Loopback {
+            addr,
+            secret: secret()?,
+        },
+        None => Listen::Unix {
+            path: args.socket.clone().unwrap_or_else(default_socket_path),
+            group: args.group.as_deref().map(gid).transpose()?,
+        },
+    };
     let sinks = sinks(&args.sink, &args.sink_json)?;
     let mut settings = Settings::new(&args.signer, Some(&args.request))?;
     let client = settings.client()?;
@@ -43,16 +54,6 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
         scope => scope,
     };
     let (source, refresher) = token_source_scoped(client, signer.clone(), scope, &args.redis)?;
-    let listen = match args.listen {
-        Some(addr) => Listen::Loopback {
-            addr,
-            secret: secret()?,
-        },
-        None => Listen::Unix {
-            path: args.socket.clone().unwrap_or_else(default_socket_path),
-            group: args.group.as_deref().map(gid).transpose()?,
-        },
-    };
     let stop = StopSignals::listen()?;
     let bound = Bound::bind(listen).await?;
     // Keeps the token fresh even when no client asks; stops with the command.
@@ -192,11 +193,11 @@ fn secret() -> Result<SecretString, Error> {
     }
 }
 
-/// A group's id from its number or its name (looked up in /etc/group).
+/// A group's id from its number or its name, either of which must be in /etc/group: chown
+/// takes 4294967295 as "leave the group", so an unknown group would silently fall back to the
+/// user's own.
 fn gid(group: &str) -> Result<u32, Error> {
-    if let Ok(id) = group.parse::<u32>() {
-        return Ok(id);
-    }
+    let number = group.parse::<u32>().ok();
     let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
     groups
         .lines()
@@ -204,12 +205,17 @@ fn gid(group: &str) -> Result<u32, Error> {
             let mut fields = line.split(':');
             let name = fields.next()?;
             let id = fields.nth(1)?.parse::<u32>().ok()?;
-            (name == group).then_some(id)
+            (name == group || number == Some(id)).then_some(id)
         })
-        .next()
+        .find(|id| *id != u32::MAX)
         .ok_or_else(|| {
             Error::Agent(format!(
-                "no group named {:?} in /etc/group; give its name or number",
+                "no group {} {:?} in /etc/group; give the name or number of an existing group",
+                if number.is_some() {
+                    "numbered"
+                } else {
+                    "named"
+                },
                 ibkr_oauth::sanitize(group, 64)
             ))
         })
@@ -224,5 +230,8 @@ mod tests {
         assert_eq!(gid("0").unwrap(), 0);
         assert_eq!(gid("root").unwrap(), 0);
         assert!(matches!(gid("no-such-group-here"), Err(Error::Agent(_))));
+        // Issue 20: a number no group has (4294967295 is chown's "leave it") is refused.
+        assert!(matches!(gid("4294967295"), Err(Error::Agent(_))));
+        assert!(matches!(gid("4294967294"), Err(Error::Agent(_))));
     }
 }
