@@ -38,8 +38,8 @@ pub const SESSION_API_PREFIX: &str = "/v1/api";
 /// The largest `400` body read to look for `no bridge`; a larger one is passed on unread.
 const MAX_BAD_REQUEST_BODY: usize = 16 * 1024;
 
-/// Attaches the SSO token to `/v1/api` requests for the configured API origin; see the
-/// [module docs](self).
+/// Attaches the SSO token to `/v1/api` requests for the configured API origin (the module it
+/// lives in is private: what it does is all here).
 ///
 /// - **Only `/v1/api` on the API's origin** (scheme, host, port of the base URL; https, or
 ///   http to loopback): any other request goes out untouched, with whatever it carried.
