@@ -41,6 +41,7 @@ demo:
 ## An IBKR API call through the bearer middleware, against a local sandbox.
 example:
 	$(CARGO) run -p ibkr-oauth --example echo --features middleware
+	$(CARGO) run -p ibkr-oauth --example session --features middleware
 
 regenerate:
 	scripts/regenerate

@@ -89,6 +89,38 @@ impl Settings {
         })
     }
 
+    /// The session's username and IP flags over `IBKR_USERNAME` and `IBKR_SESSION_IP`.
+    #[must_use]
+    pub fn with_session(mut self, username: Option<&str>, ip: Option<&str>) -> Self {
+        if let Some(username) = username {
+            self.config = self.config.username(username);
+        }
+        if let Some(ip) = ip {
+            self.config = self.config.session_ip(ip);
+        }
+        self
+    }
+
+    /// The IBKR username, if given (flag or `IBKR_USERNAME`).
+    pub fn username(&self) -> Option<&str> {
+        self.config.get_username()
+    }
+
+    /// The session's public IP, if given (flag or `IBKR_SESSION_IP`).
+    pub fn session_ip(&self) -> Option<&str> {
+        self.config.get_session_ip()
+    }
+
+    /// A session configuration for the username and IP given.
+    ///
+    /// # Errors
+    /// A configuration error naming `IBKR_USERNAME` or `IBKR_SESSION_IP` when one is missing.
+    pub fn session_config(&self) -> Result<ibkr_oauth::session::SessionConfigBuilder, Error> {
+        self.config
+            .session_config()
+            .map_err(|e| Error::Sdk(e.into()))
+    }
+
     /// Settings given in code only, the environment left out: what `demo` checks its sandbox
     /// with, whatever the user's `IBKR_*` variables say.
     pub fn from_config(config: Config) -> Self {

@@ -68,6 +68,14 @@ pub enum Error {
         /// The exit code of its class.
         code: u8,
     },
+    /// A session call failed without an answer, or with one that cannot be used (the message
+    /// says what to do).
+    #[error("{0}")]
+    Session(String),
+    /// IBKR refused a call with the session (ended, or another refusal; the message says what
+    /// to do).
+    #[error("{0}")]
+    SessionEnded(String),
     /// Something the SDK promises did not hold (a bug to report).
     #[error("{0}; this is a bug, please report it")]
     Internal(String),

@@ -37,6 +37,8 @@ pub fn code(error: &Error) -> u8 {
         Error::Sdk(error) | Error::Request { error, .. } => sdk_code(error),
         Error::Sandbox(error) => sandbox_code(error),
         Error::ChecksFailed { code, .. } => *code,
+        Error::SessionEnded(_) => REFUSED,
+        Error::Session(_) => TRANSPORT,
         Error::Output(_)
         | Error::Runtime(_)
         | Error::Signal(_)

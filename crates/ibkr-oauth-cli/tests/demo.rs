@@ -9,7 +9,7 @@ use common::{assert_no_jwt_or_key, cli, run};
 fn the_demo_runs_the_whole_flow_and_exits_0() {
     let out = run(cli().arg("demo"));
     let stdout = out.assert_success();
-    for step in 1..=9 {
+    for step in 1..=10 {
         assert!(
             stdout.contains(&format!("\n{step}. ")),
             "step {step}: {stdout}"
@@ -25,10 +25,16 @@ fn the_demo_runs_the_whole_flow_and_exits_0() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("done: 8 requests, 4 tokens issued"),
+        stdout.contains("done: 11 requests, 4 tokens issued"),
         "{stdout}"
     );
     assert!(stdout.contains("[redacted]"), "{stdout}");
+    // The session step: the SSO session, one /v1/api answer through it, the logout.
+    assert!(stdout.contains("state read-only"), "{stdout}");
+    assert!(
+        stdout.contains("GET /v1/api/portfolio/accounts -> 200 (account DU"),
+        "{stdout}"
+    );
     assert_no_jwt_or_key(&out);
 }
 
@@ -52,6 +58,7 @@ fn help_lists_the_commands_and_the_exit_codes() {
         "keygen",
         "sandbox",
         "demo",
+        "session",
         "completions",
     ] {
         assert!(stdout.contains(command), "{stdout}");

@@ -28,7 +28,12 @@ pub mod env_vars {
     pub const AUDIENCE: &str = "IBKR_AUDIENCE";
     /// The signature algorithm (default: the key's own, RS256 for RSA).
     pub const ALG: &str = "IBKR_ALG";
-    /// Every variable, in the order above.
+    /// The IBKR username a session is opened for (the sso-sessions `credential`).
+    pub const USERNAME: &str = "IBKR_USERNAME";
+    /// The public IP IBKR sees requests come from (the sso-sessions `ip`).
+    pub const SESSION_IP: &str = "IBKR_SESSION_IP";
+    /// Every variable of the token settings, in the order above ([`USERNAME`] and
+    /// [`SESSION_IP`] are the session's).
     pub const ALL: [&str; 8] = [
         CLIENT_ID,
         KEY_ID,
@@ -113,6 +118,8 @@ pub struct Config {
     base_url: Setting<String>,
     audience: Setting<String>,
     algorithm: Setting<String>,
+    username: Setting<String>,
+    session_ip: Setting<String>,
 }
 
 impl Default for Config {
@@ -126,6 +133,8 @@ impl Default for Config {
             base_url: Setting::unset(),
             audience: Setting::unset(),
             algorithm: Setting::unset(),
+            username: Setting::unset(),
+            session_ip: Setting::unset(),
         }
     }
 }
@@ -178,7 +187,50 @@ impl Config {
             base_url: read(env_vars::BASE_URL)?,
             audience: read(env_vars::AUDIENCE)?,
             algorithm: read(env_vars::ALG)?,
+            username: read(env_vars::USERNAME)?,
+            session_ip: read(env_vars::SESSION_IP)?,
         })
+    }
+
+    /// Sets the IBKR username a session is opened for.
+    #[must_use]
+    pub fn username(mut self, value: impl Into<String>) -> Self {
+        self.username.set(value.into());
+        self
+    }
+
+    /// Sets the public IP the session is bound to.
+    #[must_use]
+    pub fn session_ip(mut self, value: impl Into<String>) -> Self {
+        self.session_ip.set(value.into());
+        self
+    }
+
+    /// The IBKR username, if given.
+    pub fn get_username(&self) -> Option<&str> {
+        self.username.value.as_deref()
+    }
+
+    /// The session's public IP, if given.
+    pub fn get_session_ip(&self) -> Option<&str> {
+        self.session_ip.value.as_deref()
+    }
+
+    /// A session configuration for the username and IP given (the other session settings
+    /// at their defaults, to change on the builder before `build()`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] naming `IBKR_USERNAME` or `IBKR_SESSION_IP` when one is not
+    /// given.
+    #[cfg(feature = "provider")]
+    pub fn session_config(&self) -> Result<crate::session::SessionConfigBuilder, ConfigError> {
+        let Some(username) = &self.username.value else {
+            return Err(missing("IBKR username", env_vars::USERNAME));
+        };
+        let Some(ip) = &self.session_ip.value else {
+            return Err(missing("public IP of the session", env_vars::SESSION_IP));
+        };
+        Ok(crate::session::SessionConfig::builder(username).ip(ip))
     }
 
     /// Sets the client id.
@@ -393,6 +445,8 @@ impl fmt::Debug for Config {
             .field("base_url", &shown(&self.base_url))
             .field("audience", &shown(&self.audience))
             .field("algorithm", &shown(&self.algorithm))
+            .field("username", &shown(&self.username))
+            .field("session_ip", &shown(&self.session_ip))
             .finish()
     }
 }

@@ -124,3 +124,24 @@ fn an_encrypted_key_needs_the_passphrase_variable() {
         plain.public_key_pem()
     );
 }
+
+#[cfg(feature = "provider")]
+#[test]
+fn the_session_settings_come_from_their_variables() {
+    let c = config(&[
+        (env_vars::USERNAME, "alice123"),
+        (env_vars::SESSION_IP, "203.0.113.7"),
+    ]);
+    assert_eq!(c.get_username(), Some("alice123"));
+    let session = c.session_config().expect("builder").build().expect("valid");
+    assert_eq!(session.credential(), "alice123");
+    assert_eq!(session.ip(), Some("203.0.113.7".parse().unwrap()));
+    let missing = config(&[(env_vars::USERNAME, "alice123")]).session_config();
+    assert!(
+        matches!(missing, Err(ConfigError::Missing { variable, .. }) if variable == env_vars::SESSION_IP)
+    );
+    let missing = Config::new().session_ip("203.0.113.7").session_config();
+    assert!(
+        matches!(missing, Err(ConfigError::Missing { variable, .. }) if variable == env_vars::USERNAME)
+    );
+}

@@ -85,15 +85,68 @@
 //!   IBKR); the default is [`IBKR_PRODUCTION`]. For tests with no IBKR account, the
 //!   `ibkr-oauth-sandbox` crate (or `ibkr-oauth sandbox`) serves the token and echo endpoints
 //!   on loopback.
-//! - **The brokerage session**: trading endpoints need a second step IBKR calls SSO
-//!   sessions: `POST /gw/api/v1/sso-sessions` with this token (scope `sso-sessions.write`) and
-//!   a body signed with the same key ([`Signer::sign_body`]: `credential`, `ip`...), then
-//!   `/v1/api/iserver/auth/ssodh/init` and a `/tickle` about every minute. This crate gets and
-//!   keeps the token; the session step is the caller's.
+//! - **The SSO and brokerage session**: every other `/v1/api` endpoint (portfolio, orders,
+//!   market data) needs the SSO session this token opens, and `/iserver` the brokerage
+//!   session on top: [`session::Session`] opens, keeps and heals both (next section).
 //! - **Many processes**: IBKR allows about 50 requests per second per user and may block an
 //!   IP for 10 minutes past that. One process: [`provider::TokenProvider`]. One host, any
 //!   language: `ibkr-oauth serve`, a local agent. Many hosts: the `ibkr-oauth-redis` crate,
 //!   one token for the fleet.
+//!
+//! # The session: from a key file to a `/v1/api` answer
+//!
+//! ```no_run
+//! # #[cfg(feature = "middleware")]
+//! use ibkr_oauth::middleware::SessionAuth;
+//! use ibkr_oauth::session::{SSO_SESSIONS_SCOPE, Session, SessionConfig};
+//! use ibkr_oauth::{IBKR_PRODUCTION, PrivateKey, Signer, TokenClient, provider::TokenProvider};
+//!
+//! # #[cfg(not(feature = "middleware"))] fn main() {}
+//! # #[cfg(feature = "middleware")]
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // 1. The access token (scope sso-sessions.write), from the key IBKR registered.
+//!     let key = PrivateKey::from_pem_file("private.pem")?;
+//!     let signer = Signer::builder("my-client-id", "main", key).build()?;
+//!     let tokens = TokenProvider::builder(TokenClient::new()?, signer.clone())
+//!         .scope(SSO_SESSIONS_SCOPE)
+//!         .build()?;
+//!
+//!     // 2. The SSO session for the IBKR username, from this public IP; the brokerage
+//!     //    session too (needed by /iserver), kept open by a tickle about every minute.
+//!     let config = SessionConfig::builder("my-ibkr-username")
+//!         .ip("203.0.113.7")
+//!         .brokerage(true)
+//!         .build()?;
+//!     let session = Session::builder(tokens, signer, config).build()?;
+//!     println!("session: {}", session.open().await?); // "brokerage"
+//!
+//!     // 3. /v1/api calls carry the SSO token; a 401 re-opens the session and a
+//!     //    `400 no bridge` the brokerage session, each retried once.
+//!     let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!         .with(SessionAuth::new(session.clone(), IBKR_PRODUCTION)?)
+//!         .build();
+//!     let accounts = api
+//!         .get("https://api.ibkr.com/v1/api/portfolio/accounts")
+//!         .send()
+//!         .await?
+//!         .text()
+//!         .await?;
+//!     println!("{accounts}");
+//!
+//!     session.close().await?; // logs out (so does dropping the last handle)
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The session's states ([`session::SessionState`], read with `status()`, followed with
+//! `watch()`): `opening` -> `read-only` (SSO only) or `brokerage`; `competing` (another
+//! login holds the brokerage session: taken over only as [`session::Compete`] says), `no
+//! bridge` (the brokerage session asked for is not open), `expired` (no SSO session could be
+//! had yet; retried with backoff), `closed`. A failed keep-alive marks the status `stale`
+//! while the session is used as it was. It heals by itself: re-init when not authenticated,
+//! a new SSO session on a 401, a new access token when sso-sessions refuses it, quiet
+//! retries in IBKR's nightly reset window ([`session::ResetWindow`]).
 //!
 //! # The pieces, in the order a token request flows through them
 //!
@@ -107,6 +160,7 @@
 //! | errors | [`Error`] with [`Error::kind`] ([`ErrorKind`]), [`ConfigError`], [`KeyError`], [`SignError`] | `error/` |
 //! | cache | [`provider::TokenProvider`]: lock-free reads, one fetch for many callers, refresh ahead, retries, clock skew | `provider/` |
 //! | use | [`TokenSource`] (the provider, [`FixedToken`], [`FnSource`]) | `source` |
+//! | session | [`session::Session`] (SSO and brokerage session, keeper, healing), [`session::SessionSource`] | `session/` |
 //!
 //! Secrets never print: `Debug` and `Display` of every type and error, and the tracing events
 //! (a `debug` span `ibkr_oauth.request_token` per request, with the status), show
@@ -165,13 +219,16 @@
 //! # Features
 //!
 //! - `provider` (default): [`provider::TokenProvider`], a cached token that is always fresh,
-//!   for any number of tasks (needs a tokio runtime).
-//! - `middleware`: [`middleware::BearerAuth`] (the token on API requests, 401 recovery) and
-//!   [`api::ApiClient`] (IBKR's echo endpoints through the generated operations).
+//!   for any number of tasks, and [`session::Session`], the SSO and brokerage session kept
+//!   open (both need a tokio runtime).
+//! - `middleware`: [`middleware::BearerAuth`] (the token on API requests, 401 recovery),
+//!   `middleware::SessionAuth` (the SSO token on `/v1/api` calls; 401 and `no bridge`
+//!   recovery) and [`api::ApiClient`] (IBKR's echo endpoints through the generated
+//!   operations).
 //! - `pacing`: [`pacing::Governor`], IBKR's request pacing (per user, per endpoint) decided
 //!   before a request leaves.
-//! - `blocking`: `blocking::TokenClient` and `blocking::TokenProvider`, for programs without an
-//!   async runtime.
+//! - `blocking`: `blocking::TokenClient`, `blocking::TokenProvider` and `blocking::Session`,
+//!   for programs without an async runtime.
 //! - `encrypted-keys`: reading encrypted PKCS#8 keys (`BEGIN ENCRYPTED PRIVATE KEY`); it brings
 //!   the RustCrypto PBES2 stack, so it is off unless asked for.
 

@@ -165,6 +165,34 @@ fn oversized_file() {
     );
 }
 
+/// Issue 20: a FIFO with no writer hung every command that loads the key.
+#[test]
+fn a_fifo_or_a_directory_is_refused_unopened() {
+    let dir = tempdir();
+    let fifo = dir.join("key.pem");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    // Read on another thread, so that a hang fails the test instead of stalling it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(PrivateKey::from_pem_file(&path).map(|_| ()));
+    });
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("from_pem_file blocked on the FIFO")
+        .expect_err("a FIFO");
+    assert!(
+        matches!(&err, KeyError::NotAFile { origin } if *origin == KeySource::File(fifo.clone())),
+        "{err:?}"
+    );
+    let err = PrivateKey::from_pem_file(&dir).expect_err("a directory");
+    assert!(matches!(err, KeyError::NotAFile { .. }), "{err:?}");
+}
+
 #[test]
 fn public_key() {
     let err = PrivateKey::from_pem_file(fixture("rsa.pub.pem")).expect_err("public");

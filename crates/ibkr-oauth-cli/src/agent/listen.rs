@@ -10,6 +10,7 @@ use axum::Router;
 use ibkr_oauth::SecretString;
 use tokio::net::{TcpListener, UnixListener};
 
+use super::limits::{self, Limits};
 use crate::error::Error;
 
 /// The header a loopback TCP client must send, holding the agent's secret.
@@ -60,6 +61,7 @@ pub fn default_socket_path() -> PathBuf {
 pub struct Bound {
     listener: Listener,
     secret: Option<SecretString>,
+    limits: Limits,
 }
 
 enum Listener {
@@ -104,6 +106,7 @@ impl Bound {
                 Ok(Self {
                     listener: Listener::Tcp(listener),
                     secret: Some(secret),
+                    limits: Limits::for_this_process(),
                 })
             }
             Listen::Unix { path, group } => {
@@ -111,6 +114,7 @@ impl Bound {
                 Ok(Self {
                     listener: Listener::Unix { listener, path },
                     secret: None,
+                    limits: Limits::for_this_process(),
                 })
             }
         }
@@ -134,13 +138,19 @@ impl Bound {
         }
     }
 
+    /// Replaces the connection limits (by default [`Limits::for_this_process`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     pub(super) fn into_parts(self) -> (ServeOn, Option<SecretString>) {
-        (ServeOn(self.listener), self.secret)
+        (ServeOn(self.listener, self.limits), self.secret)
     }
 }
 
 /// The listener as the server takes it.
-pub(super) struct ServeOn(Listener);
+pub(super) struct ServeOn(Listener, Limits);
 
 impl ServeOn {
     pub(super) async fn serve(
@@ -148,20 +158,19 @@ impl ServeOn {
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        let limits = self.1;
         match self.0 {
-            Listener::Tcp(listener) => axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|e| Error::Agent(format!("the agent stopped serving ({e})"))),
+            Listener::Tcp(listener) => {
+                let accept = || async { listener.accept().await.map(|(io, _)| io) };
+                limits::serve(accept, router, limits, shutdown).await;
+            }
             Listener::Unix { listener, path } => {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    .map_err(|e| Error::Agent(format!("the agent stopped serving ({e})")));
+                let accept = || async { listener.accept().await.map(|(io, _)| io) };
+                limits::serve(accept, router, limits, shutdown).await;
                 let _ = std::fs::remove_file(&path);
-                served
             }
         }
+        Ok(())
     }
 }
 

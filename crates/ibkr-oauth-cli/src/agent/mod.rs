@@ -16,6 +16,11 @@
 //! loopback TCP port with a required secret header ([`SECRET_HEADER`]); it refuses to bind
 //! anything else. The token is never logged.
 //!
+//! No local user can stall it (see [`Limits`]): a request's headers must arrive within 5 s, a
+//! connection idle for 10 s is closed, and open connections stay below the open-file limit;
+//! at that cap the connection idle for longest is closed to admit a new one. On loopback TCP
+//! the secret is checked as soon as the headers are in.
+//!
 //! ```text
 //! curl --unix-socket "$XDG_RUNTIME_DIR/ibkr-oauth.sock" http://agent/token
 //! ```
@@ -32,6 +37,7 @@
 //! http.get({ socketPath: path, path: "/token" }, res => { /* JSON: access_token ... */ });
 //! ```
 
+mod limits;
 mod listen;
 
 use std::future::Future;
@@ -45,6 +51,7 @@ use axum::routing::{get, post};
 use ibkr_oauth::{ExposeSecret, SecretString, Token, TokenSource};
 use serde_json::{Value, json};
 
+pub use limits::Limits;
 pub use listen::{Bound, Listen, SECRET_HEADER, SOCKET_VAR, default_socket_path};
 
 /// Installs the Prometheus recorder for the metrics facade (once per process) and returns the
@@ -106,6 +113,10 @@ pub async fn serve_with_metrics(
         .route("/metrics", get(render_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            require_secret,
+        ))
         .with_state(shared);
     listener.serve(router, shutdown).await
 }
@@ -146,8 +157,25 @@ fn refused(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// Compares the SHA-256 digests of both sides in constant time: neither the content nor the
+/// length of the secret shows in the time taken.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::Digest as _;
+    use subtle::ConstantTimeEq as _;
+    let (a, b) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
+    a.as_slice().ct_eq(b.as_slice()).into()
+}
+
+/// Checks the secret as soon as the headers are in, before any body is read.
+async fn require_secret(
+    State(shared): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match refused(&shared, request.headers()) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    }
 }
 
 fn problem(status: StatusCode, detail: &str) -> Response {

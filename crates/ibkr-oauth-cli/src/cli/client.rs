@@ -101,6 +101,13 @@ pub struct DoctorArgs {
     /// The server and the scopes.
     #[command(flatten)]
     pub request: RequestArgs,
+    /// Check the session too, for this IBKR username [env: IBKR_USERNAME].
+    #[arg(long, value_name = "USERNAME")]
+    pub username: Option<String>,
+    /// The public IP IBKR sees your requests come from, for the session checks
+    /// [env: IBKR_SESSION_IP].
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
     /// Print the checks as one JSON document.
     #[arg(long)]
     pub json: bool,

@@ -4,6 +4,7 @@
 
 mod client;
 mod local;
+mod session;
 
 use clap::{ArgAction, Parser, Subcommand};
 
@@ -12,6 +13,7 @@ pub use client::{
     TokenArgs,
 };
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
+pub use session::{OpenArgs, SessionAction, SessionArgs, TokenArgs as SessionTokenArgs};
 
 /// The exit codes, as `--help` shows them (the table of the [crate docs](crate) and
 /// [`exit`](crate::exit)).
@@ -79,6 +81,9 @@ pub enum Command {
     /// restart.
     #[command(after_help = EXIT_CODES_HELP)]
     Exec(ExecArgs),
+    /// IBKR's SSO and brokerage session: open, status, keep (hold it open), logout.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Session(SessionArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
     Completions(CompletionsArgs),
 }

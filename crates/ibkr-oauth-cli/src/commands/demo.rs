@@ -1,13 +1,16 @@
 //! `ibkr-oauth demo`: the whole flow with no IBKR account. It starts the sandbox in process,
 //! registers a fresh key with it as one registers a key with IBKR, and gets tokens through the
 //! SDK's [`TokenProvider`]: sign, request, cache hit, invalidation, a retried server error, and
-//! a refusal. Every step is printed; no secret is.
+//! a refusal; then the doctor, and a session with one `/v1/api` call through it. Every step is
+//! printed; no secret is.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ibkr_oauth::middleware::SessionAuth;
 use ibkr_oauth::provider::{RetryPolicy, TokenProvider};
+use ibkr_oauth::session::{Session, SessionConfig};
 use ibkr_oauth::{
     Config, ExposeSecret, PrivateKey, SecretString, Signer, Token, TokenClient, TokenRequest,
 };
@@ -212,6 +215,19 @@ pub async fn run(args: &DemoArgs, local: &LocalTime, out: &mut dyn Write) -> Res
         ),
     )?;
 
+    // 10. The session on top of the token, and one /v1/api call through it.
+    let (state, called) = session_step(&sandbox, provider, signer).await?;
+    step(
+        out,
+        10,
+        &format!(
+            "opened an SSO session for {DEMO_USER:?} from {DEMO_IP} with the token (POST \
+             {}/gw/api/v1/sso-sessions, a body signed with the key): state {state}\n     then \
+             {called} through the session middleware; closed it (logout)",
+            sandbox.base_url()
+        ),
+    )?;
+
     let requests = sandbox.request_count();
     let issued = sandbox.tokens_issued();
     sandbox.shutdown().await;
@@ -223,6 +239,55 @@ pub async fn run(args: &DemoArgs, local: &LocalTime, out: &mut dyn Write) -> Res
              `ibkr-oauth token`;\nor `ibkr-oauth sandbox` to develop against a local endpoint.\n"
         ),
     )
+}
+
+/// The IBKR username of the demo's session.
+const DEMO_USER: &str = "demouser";
+/// The public IP the demo's session is bound to (a documentation address).
+const DEMO_IP: &str = "203.0.113.7";
+
+/// Opens a session with the provider's tokens, makes one `/v1/api` call through the session
+/// middleware, and closes the session. Returns the state after opening and what the call got.
+async fn session_step(
+    sandbox: &RunningSandbox,
+    provider: TokenProvider,
+    signer: Signer,
+) -> Result<(String, String), Error> {
+    let config = SessionConfig::builder(DEMO_USER)
+        .ip(DEMO_IP)
+        .build()
+        .map_err(|e| Error::Sdk(e.into()))?;
+    let session = Session::builder(provider, signer, config)
+        .base_url(sandbox.base_url())
+        .build()
+        .map_err(|e| Error::Sdk(e.into()))?;
+    let state = session.open().await?.state.to_string();
+    let auth =
+        SessionAuth::new(session.clone(), &sandbox.base_url()).map_err(|e| Error::Sdk(e.into()))?;
+    let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(auth)
+        .build();
+    let url = format!("{}/v1/api/portfolio/accounts", sandbox.base_url());
+    let response = api
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| Error::Internal(format!("the sandbox did not answer {url}: {e}")))?;
+    let status = response.status();
+    let accounts: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| Error::Internal(format!("{url} did not answer JSON: {e}")))?;
+    let account = accounts[0]["accountId"].as_str().unwrap_or("-").to_owned();
+    expect(status.is_success(), &format!("{url} answered {status}"))?;
+    session.close().await?;
+    Ok((
+        state,
+        format!(
+            "GET /v1/api/portfolio/accounts -> {} (account {account})",
+            status.as_u16()
+        ),
+    ))
 }
 
 /// The scopes the doctor step asks for: both echo endpoints.

@@ -9,6 +9,7 @@ pub mod jwk;
 pub mod keygen;
 pub mod sandbox;
 pub mod serve;
+pub mod session;
 pub mod token;
 
 use std::io::Write;
@@ -49,6 +50,7 @@ async fn run_to_end(command: Command, local: LocalTime, out: &mut dyn Write) -> 
         Command::Serve(args) => serve::run(&args, out).await,
         Command::Demo(args) => demo::run(&args, &local, out).await,
         Command::Exec(_) => Err(Error::Internal("exec runs on its own path".into())),
+        Command::Session(args) => session::run(&args, &local, out).await,
     }
 }
 

@@ -17,7 +17,10 @@ pub const CLIENT_ID: &str = "cli-test-client";
 pub const KEY_ID: &str = "main";
 
 /// Every variable the command reads: removed so that the caller's environment never leaks in.
-pub const VARS: [&str; 9] = [
+pub const VARS: [&str; 12] = [
+    "IBKR_USERNAME",
+    "IBKR_SESSION_IP",
+    "IBKR_SSO_TOKEN",
     "IBKR_PRIVATE_KEY_PASSPHRASE",
     "RUST_LOG",
     "IBKR_CLIENT_ID",

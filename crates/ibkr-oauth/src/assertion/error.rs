@@ -38,6 +38,13 @@ pub enum KeyError {
         /// The size limit in bytes.
         limit: u64,
     },
+    /// The key path names something other than a regular file (a FIFO, a device, a
+    /// directory, a socket): refused unopened, since reading it could block for ever.
+    #[error("{origin} is not a regular file; point to the key file itself ({EXPECTED_KEY})")]
+    NotAFile {
+        /// The path.
+        origin: KeySource,
+    },
     /// The environment variable that should hold the key (or its path) is unset or empty.
     #[error(
         "environment variable {name} is unset, empty or not Unicode; set it to the path of the \

@@ -85,7 +85,8 @@ impl PrivateKey {
     /// Reads and parses an unencrypted PEM private key file.
     ///
     /// # Errors
-    /// [`KeyError::FileRead`] if the file cannot be read, [`KeyError::FileTooLarge`] past 1 MiB,
+    /// [`KeyError::FileRead`] if the file cannot be read, [`KeyError::NotAFile`] for a FIFO, a
+    /// device or a directory (refused unopened), [`KeyError::FileTooLarge`] past 1 MiB,
     /// otherwise the errors of [`PrivateKey::from_pem`], naming the file.
     ///
     /// ```no_run

@@ -35,7 +35,18 @@ pub(super) fn read_key_file(
         origin: source.clone(),
         io: std::sync::Arc::new(io),
     };
+    // A FIFO without a writer blocks open() for ever, and a device may never end: only a
+    // regular file is opened (checked on the path, then again on what was opened).
+    let not_a_file = || KeyError::NotAFile {
+        origin: source.clone(),
+    };
+    if !std::fs::metadata(path).map_err(read_error)?.is_file() {
+        return Err(not_a_file());
+    }
     let file = std::fs::File::open(path).map_err(read_error)?;
+    if !file.metadata().map_err(read_error)?.is_file() {
+        return Err(not_a_file());
+    }
     // Sized from the file's length (within the cap) so that reading does not reallocate: a
     // reallocation would leave an unwiped copy of the key behind.
     let len = file

@@ -66,6 +66,9 @@ fn every_error() -> Vec<Error> {
             origin: file.clone(),
             limit: 1 << 20,
         },
+        KeyError::NotAFile {
+            origin: file.clone(),
+        },
         KeyError::EnvVar {
             name: "IBKR_PRIVATE_KEY".into(),
         },

@@ -38,8 +38,21 @@ pub const SESSION_API_PREFIX: &str = "/v1/api";
 /// The largest `400` body read to look for `no bridge`; a larger one is passed on unread.
 const MAX_BAD_REQUEST_BODY: usize = 16 * 1024;
 
-/// Attaches the SSO token to `/v1/api` requests for the configured API origin (the module it
-/// lives in is private: what it does is all here).
+/// The bearer middleware's session mode: attaches the SSO token of a [`SessionSource`] (a
+/// [`Session`](crate::session::Session)) to `/v1/api` requests for the configured API origin.
+///
+/// ```no_run
+/// # async fn run(session: ibkr_oauth::session::Session) -> Result<(), Box<dyn std::error::Error>> {
+/// use ibkr_oauth::middleware::SessionAuth;
+///
+/// let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(SessionAuth::new(session, ibkr_oauth::IBKR_PRODUCTION)?)
+///     .build();
+/// let accounts = api.get("https://api.ibkr.com/v1/api/portfolio/accounts").send().await?;
+/// # let _ = accounts;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// - **Only `/v1/api` on the API's origin** (scheme, host, port of the base URL; https, or
 ///   http to loopback): any other request goes out untouched, with whatever it carried.

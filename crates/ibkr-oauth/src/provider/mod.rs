@@ -93,38 +93,36 @@
 //! `info` one, a clock offset past the threshold a `warn` one. No secret is ever recorded.
 
 //!
-//! # Layout
-//! `mod.rs` the public API · `state` what the provider does with a token (hit path, refresh
-//! ahead, settling a fetch, invalidation) · `flight` single flight with cool-down (knows
-//! nothing of tokens) · `retry` the retry policy and the attempt loop · `skew` the server's
-//! clock offset · `cache` the cached entry and its deadlines · `fetch` the [`Fetch`] trait and
-//! the real fetch · `refresher` the background task · `builder` the settings.
+//! # Layout: one-way layers, each calling only the one below
+//! ```text
+//! TokenProvider (mod.rs, the public API)
+//!   -> cache/     layer 3: the cached token (`entry`), the single in-flight fetch (`flight`),
+//!                 the refresh-ahead driver (`refresher`); stale on error, cool-down
+//!   -> retry      layer 2: `Retrying`, the RetryPolicy's attempts and waits
+//!   -> skew       layer 1: `SkewCorrected`, assertions stamped with the server's time
+//!   -> fetch      layer 0: the `Fetch` trait; `ClientFetch` (TokenClient -> transport ->
+//!                 response mapping), or any other fetch: the Redis-shared source plugs in here
+//! ```
+//! `builder` holds the settings and assembles the stack.
 
 mod builder;
 mod cache;
 mod fetch;
-mod flight;
-mod refresher;
 mod retry;
 mod skew;
-mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_hardening;
 
 use std::fmt;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use tokio::time::Instant;
-
 use self::builder::Settings;
-use self::cache::Cached;
-use self::flight::Flights;
-use self::skew::SkewTracker;
+use self::cache::Cache;
+use self::retry::Retrying;
+use self::skew::SkewCorrected;
 use crate::assertion::AssertionSigner;
 use crate::client::TokenClient;
 use crate::clock::Clock;
@@ -132,8 +130,8 @@ use crate::error::Error;
 use crate::token::Token;
 
 pub use self::builder::{DEFAULT_MAX_CLOCK_OFFSET, TokenProviderBuilder};
+pub use self::cache::Refresher;
 pub use self::fetch::{ClientFetch, Fetch, FetchContext};
-pub use self::refresher::Refresher;
 pub use self::retry::RetryPolicy;
 pub use self::skew::ClockOffset;
 
@@ -147,9 +145,6 @@ pub const DEFAULT_SKEW_THRESHOLD: Duration = Duration::from_secs(5);
 /// The default pause after a failed fetch (doubling per consecutive failure).
 pub const DEFAULT_FAILURE_COOLDOWN: Duration = Duration::from_secs(1);
 
-/// What every waiter of one fetch gets: the token, or the same error (cheap to clone).
-type Outcome = Result<Arc<Token>, Error>;
-
 /// A cached, always-fresh access token for any number of tasks.
 ///
 /// Cheap to clone (one `Arc`); every clone shares the cache. See the [module docs](self) for
@@ -159,20 +154,7 @@ type Outcome = Result<Arc<Token>, Error>;
 /// shared), which works with `?` in a function returning `Result<_, ibkr_oauth::Error>`.
 #[derive(Clone)]
 pub struct TokenProvider {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    /// The hit path reads this and nothing else shared.
-    current: ArcSwapOption<Cached>,
-    /// Everything that changes `current` or starts a fetch holds this (never across an await).
-    flights: Mutex<Flights<Outcome>>,
-    fetch: Box<dyn Fetch>,
-    clock: Arc<dyn Clock>,
-    skew: SkewTracker,
-    settings: Settings,
-    /// Set once "no runtime to refresh ahead" was logged: said once, not once per call.
-    warned_no_runtime: AtomicBool,
+    cache: Arc<Cache>,
 }
 
 impl TokenProvider {
@@ -190,22 +172,21 @@ impl TokenProvider {
         TokenProviderBuilder::with_fetch(Box::new(fetch))
     }
 
-    /// A provider around any fetch (the real one, or a test fake).
+    /// A provider around any fetch (the real one, or a test fake): the layers stacked.
     pub(crate) fn from_fetch(
         fetch: Box<dyn Fetch>,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
+        let skewed = SkewCorrected::new(
+            fetch,
+            Arc::clone(&clock),
+            settings.skew_threshold,
+            settings.max_clock_offset,
+        );
+        let retrying = Retrying::new(skewed, settings.retry.clone());
         Self {
-            inner: Arc::new(Inner {
-                current: ArcSwapOption::empty(),
-                flights: Mutex::new(Flights::default()),
-                fetch,
-                clock,
-                skew: SkewTracker::new(settings.skew_threshold, settings.max_clock_offset),
-                settings,
-                warned_no_runtime: AtomicBool::new(false),
-            }),
+            cache: Arc::new(Cache::new(retrying, clock, settings)),
         }
     }
 
@@ -222,16 +203,16 @@ impl TokenProvider {
     /// without a new request. [`Error::NoRuntime`] when called outside a tokio runtime and no
     /// valid token is cached; [`Error::FetchAborted`] if the fetch task died with its runtime.
     pub async fn access_token(&self) -> Result<Arc<Token>, Error> {
-        match self.inner.cached_token() {
+        match self.cache.cached_token() {
             Some(token) => Ok(token),
-            None => self.inner.wait_for_token().await,
+            None => self.cache.wait_for_token().await,
         }
     }
 
     /// The cached token while it is valid, without waiting (for the blocking provider).
     #[cfg(feature = "blocking")]
     pub(crate) fn cached(&self) -> Option<Arc<Token>> {
-        self.inner.cached_token()
+        self.cache.cached_token()
     }
 
     /// Reports that the API rejected `token` (a 401): the provider drops it and fetches a new
@@ -241,13 +222,13 @@ impl TokenProvider {
     /// The new fetch starts at once when called inside a tokio runtime, else with the next
     /// [`access_token`](Self::access_token).
     pub fn invalidate(&self, token: &Token) -> bool {
-        self.inner.invalidate(token)
+        self.cache.invalidate(token)
     }
 
     /// The offset of the token server's clock from the local clock, as last measured from an
     /// answer's `Date` header (`None` before the first answer that had one).
     pub fn clock_offset(&self) -> Option<ClockOffset> {
-        self.inner.skew.measured()
+        self.cache.below().below().measured()
     }
 
     /// Starts a background task that keeps the token fresh with no caller: it fetches at once
@@ -258,24 +239,12 @@ impl TokenProvider {
     /// # Errors
     /// [`Error::NoRuntime`] when called outside a tokio runtime.
     pub fn spawn_refresher(&self) -> Result<Refresher, Error> {
-        Refresher::spawn(&self.inner)
+        Refresher::spawn(&self.cache)
     }
 }
 
 impl fmt::Debug for TokenProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cached = self.inner.current.load();
-        let now = Instant::now();
-        f.debug_struct("TokenProvider")
-            .field(
-                "token_valid_for",
-                &cached
-                    .as_deref()
-                    .map(|c| c.expires_at.saturating_duration_since(now)),
-            )
-            .field("clock_offset", &self.clock_offset())
-            .field("settings", &self.inner.settings)
-            .field("clock", &self.inner.clock)
-            .finish_non_exhaustive()
+        fmt::Debug::fmt(&self.cache, f)
     }
 }

@@ -1,5 +1,6 @@
-//! The retry policy of one fetch: exponential backoff with full jitter, bounded by attempts and
-//! elapsed time, honouring the server's `Retry-After` up to a cap.
+//! Layer 2 of the provider: [`Retrying`], the skew-corrected fetch retried by the
+//! [`RetryPolicy`] (exponential backoff with full jitter, bounded by attempts and elapsed time,
+//! honouring the server's `Retry-After` up to a cap). It knows nothing of the cache above.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -8,9 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::{Instrument, field};
 
-use super::fetch::FetchContext;
-use super::skew::ClockOffset;
-use crate::assertion::SignError;
+use super::skew::{Corrections, SkewCorrected};
 use crate::error::Error;
 use crate::token::Token;
 
@@ -136,32 +135,45 @@ fn unit_random() -> f64 {
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-impl super::Inner {
-    /// The fetch with its retries: a fresh assertion per attempt, stamped with the corrected
-    /// time. Returns the token, the instant its request was sent and the wall clock then.
-    ///
-    /// Beside the policy's retries, one corrective attempt follows a refusal that the clock
-    /// may explain, whatever the policy (`RetryPolicy::no_retries` included): with the new
-    /// correction when the answer's `Date` changed it, or with the plain local time when an
-    /// assertion stamped with a correction was refused (the `Date` may be a gateway's, not the
-    /// checking server's); when the local time then works, the correction is dropped.
-    pub(super) async fn fetch_with_retries(
-        &self,
-    ) -> (Result<(Token, Instant, SystemTime), Error>, u32) {
-        let policy = &self.settings.retry;
+/// Layer 2 of the provider: the skew-corrected fetch attempted as the policy says.
+pub(super) struct Retrying {
+    below: SkewCorrected,
+    policy: RetryPolicy,
+}
+
+/// A fetched token, with when its request was sent (its lifetime counts from there).
+pub(super) struct Fetched {
+    pub(super) token: Token,
+    pub(super) sent_at: Instant,
+    pub(super) sent_wall: SystemTime,
+}
+
+impl Retrying {
+    pub(super) fn new(below: SkewCorrected, policy: RetryPolicy) -> Self {
+        Self { below, policy }
+    }
+
+    /// The layer below (for the measured clock offset).
+    pub(super) fn below(&self) -> &SkewCorrected {
+        &self.below
+    }
+
+    /// The policy this layer retries by.
+    pub(super) fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// The fetch with its retries, a fresh assertion per attempt; also returns how many
+    /// attempts were made. Beside the policy's retries, the layer below may ask for one
+    /// corrective attempt at once after a refusal the clock may explain, whatever the policy
+    /// (`RetryPolicy::no_retries` included).
+    pub(super) async fn fetch(&self) -> (Result<Fetched, Error>, u32) {
+        let policy = &self.policy;
         let started = Instant::now();
         let mut number = 0u32;
-        let mut corrected_once = false;
-        let mut plain_local = false;
+        let mut corrections = Corrections::default();
         loop {
             number = number.saturating_add(1);
-            let local = self.clock.now();
-            let correction = if plain_local {
-                None
-            } else {
-                self.skew.correction()
-            };
-            let assertion_time = correction.map_or(local, |offset| offset.apply(local));
             let span = tracing::debug_span!(
                 "ibkr_oauth.fetch",
                 attempt = number,
@@ -169,28 +181,23 @@ impl super::Inner {
                 expires_in = field::Empty,
                 skew = field::Empty,
             );
-            let sent_at = Instant::now();
-            let result = self
-                .fetch
-                .fetch(FetchContext { assertion_time })
+            let attempt = self
+                .below
+                .attempt(&mut corrections)
                 .instrument(span.clone())
                 .await;
-            let server_date = match &result {
-                Ok(token) => token.server_date(),
-                Err(error) => error.server_date(),
-            };
-            if let Some(date) = server_date {
-                if let Some(offset) = span.in_scope(|| self.skew.record(date, self.clock.now())) {
-                    span.record("skew", offset.as_millis());
-                }
+            if let Some(offset) = attempt.measured {
+                span.record("skew", offset.as_millis());
             }
-            let error = match result {
+            let error = match attempt.result {
                 Ok(token) => {
-                    if plain_local {
-                        self.skew.distrust();
-                    }
                     span.record("expires_in", token.expires_in().as_secs());
-                    return (Ok((token, sent_at, local)), number);
+                    let fetched = Fetched {
+                        token,
+                        sent_at: attempt.sent_at,
+                        sent_wall: attempt.sent_wall,
+                    };
+                    return (Ok(fetched), number);
                 }
                 Err(error) => error,
             };
@@ -198,15 +205,7 @@ impl super::Inner {
             if let Some(status) = status {
                 span.record("status", status);
             }
-            // A 4xx refusal, or a stamp the signer could not make: what a clock may explain.
-            let refused = (error.status().is_some_and(|s| s.is_client_error())
-                && !error.is_retryable())
-                || matches!(error, Error::Sign(SignError::ClockOutOfRange));
-            plain_local = !corrected_once && refused && correction.is_some();
-            let corrective =
-                plain_local || (!corrected_once && refused && self.correction_changed(correction));
-            let delay = if corrective {
-                corrected_once = true;
+            let delay = if attempt.corrective {
                 Some(Duration::ZERO)
             } else if error.is_retryable() {
                 Some(policy.delay(number, error.retry_after())).filter(|delay| {
@@ -229,26 +228,12 @@ impl super::Inner {
             retry_span.in_scope(|| {
                 tracing::info!(
                     error = %error,
-                    skew_suspect = corrective,
-                    local_time = plain_local,
+                    skew_suspect = attempt.corrective,
+                    local_time = attempt.plain_local,
                     "token request failed; retrying"
                 );
             });
             tokio::time::sleep(delay).instrument(retry_span).await;
-        }
-    }
-
-    /// Whether the correction measured now differs (by more than the threshold) from the one
-    /// the last assertion was stamped with.
-    fn correction_changed(&self, used: Option<ClockOffset>) -> bool {
-        let now = self.skew.correction();
-        match (used, now) {
-            (None, None) => false,
-            (Some(a), Some(b)) => {
-                Duration::from_millis(a.as_millis().abs_diff(b.as_millis()))
-                    > self.settings.skew_threshold
-            }
-            _ => true,
         }
     }
 }

@@ -1,9 +1,136 @@
-//! Clock skew: how far the token server's clock (its `Date` header) is from the local one, and
-//! the correction applied to the next assertion's `iat`/`exp`.
+//! Layer 1 of the provider: [`SkewCorrected`], a [`Fetch`] whose assertions are stamped with the
+//! token server's time. It measures how far the server's clock (its `Date` header) is from the
+//! local one, applies the correction to the next assertion's `iat`/`exp`, and says when a
+//! refusal is one the clock may explain (the retry layer above then attempts once more at
+//! once). It knows nothing of retries or of the cache.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::fetch::{Fetch, FetchContext};
+use crate::assertion::SignError;
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::token::Token;
+
+/// The fetch below, stamped with the corrected time; see the module docs.
+pub(super) struct SkewCorrected {
+    fetch: Box<dyn Fetch>,
+    clock: Arc<dyn Clock>,
+    tracker: SkewTracker,
+    threshold: Duration,
+}
+
+/// What one fetch (all its attempts) remembers of its corrections.
+#[derive(Debug, Default)]
+pub(super) struct Corrections {
+    /// The one corrective attempt of this fetch was made.
+    corrected_once: bool,
+    /// The next attempt is stamped with the plain local time (a correction was refused).
+    plain_local: bool,
+}
+
+/// What one attempt came to.
+pub(super) struct Attempt {
+    pub(super) result: Result<Token, Error>,
+    /// When its request was sent, by tokio's clock and by the wall clock.
+    pub(super) sent_at: Instant,
+    pub(super) sent_wall: SystemTime,
+    /// A refusal the clock may explain: attempt once more at once, whatever the retry policy.
+    pub(super) corrective: bool,
+    /// That next attempt is stamped with the plain local time.
+    pub(super) plain_local: bool,
+    /// The clock offset measured from this answer's `Date`, if it had a plausible one.
+    pub(super) measured: Option<ClockOffset>,
+}
+
+impl SkewCorrected {
+    pub(super) fn new(
+        fetch: Box<dyn Fetch>,
+        clock: Arc<dyn Clock>,
+        threshold: Duration,
+        max_offset: Duration,
+    ) -> Self {
+        Self {
+            fetch,
+            clock,
+            tracker: SkewTracker::new(threshold, max_offset),
+            threshold,
+        }
+    }
+
+    /// The latest measured offset of the server's clock.
+    pub(super) fn measured(&self) -> Option<ClockOffset> {
+        self.tracker.measured()
+    }
+
+    /// One attempt, stamped with the correction (or the plain local time, after a correction
+    /// was refused). Runs inside the caller's `ibkr_oauth.fetch` span.
+    ///
+    /// A refusal the clock may explain asks for one corrective attempt per fetch: with the new
+    /// correction when the answer's `Date` changed it, or with the plain local time when an
+    /// assertion stamped with a correction was refused (the `Date` may be a gateway's, not the
+    /// checking server's); when the local time then works, the correction is dropped.
+    pub(super) async fn attempt(&self, state: &mut Corrections) -> Attempt {
+        let local = self.clock.now();
+        let correction = if state.plain_local {
+            None
+        } else {
+            self.tracker.correction()
+        };
+        let assertion_time = correction.map_or(local, |offset| offset.apply(local));
+        let sent_at = Instant::now();
+        let result = self.fetch.fetch(FetchContext { assertion_time }).await;
+        let server_date = match &result {
+            Ok(token) => token.server_date(),
+            Err(error) => error.server_date(),
+        };
+        let measured = server_date.and_then(|date| self.tracker.record(date, self.clock.now()));
+        let corrective = match &result {
+            Ok(_) => {
+                if state.plain_local {
+                    self.tracker.distrust();
+                }
+                false
+            }
+            Err(error) => {
+                // A 4xx refusal, or a stamp the signer could not make: what a clock may explain.
+                let refused = (error.status().is_some_and(|s| s.is_client_error())
+                    && !error.is_retryable())
+                    || matches!(error, Error::Sign(SignError::ClockOutOfRange));
+                let first = !state.corrected_once && refused;
+                state.plain_local = first && correction.is_some();
+                let corrective = state.plain_local || (first && self.changed(correction));
+                state.corrected_once |= corrective;
+                corrective
+            }
+        };
+        Attempt {
+            result,
+            sent_at,
+            sent_wall: local,
+            corrective,
+            plain_local: state.plain_local,
+            measured,
+        }
+    }
+
+    /// Whether the correction measured now differs (by more than the threshold) from the one
+    /// the last assertion was stamped with.
+    fn changed(&self, used: Option<ClockOffset>) -> bool {
+        match (used, self.tracker.correction()) {
+            (None, None) => false,
+            (Some(a), Some(b)) => {
+                Duration::from_millis(a.as_millis().abs_diff(b.as_millis())) > self.threshold
+            }
+            _ => true,
+        }
+    }
+}
 
 /// The measured offset of the token server's clock from the local clock: server minus local.
 ///
@@ -86,7 +213,7 @@ const UNMEASURED: i64 = i64::MIN;
 /// plain local time is accepted (then the `Date` is a gateway's, not the checking server's, and
 /// that offset is distrusted until the measured offset moves away from it).
 #[derive(Debug)]
-pub(crate) struct SkewTracker {
+struct SkewTracker {
     offset_ms: AtomicI64,
     /// An offset found wrong by a refusal; corrections near it are not applied.
     distrusted_ms: AtomicI64,
@@ -95,7 +222,7 @@ pub(crate) struct SkewTracker {
 }
 
 impl SkewTracker {
-    pub(crate) fn new(threshold: Duration, max_offset: Duration) -> Self {
+    fn new(threshold: Duration, max_offset: Duration) -> Self {
         Self {
             offset_ms: AtomicI64::new(UNMEASURED),
             distrusted_ms: AtomicI64::new(UNMEASURED),
@@ -105,7 +232,7 @@ impl SkewTracker {
     }
 
     /// The latest measured offset, if any answer carried a plausible `Date` header yet.
-    pub(crate) fn measured(&self) -> Option<ClockOffset> {
+    fn measured(&self) -> Option<ClockOffset> {
         match self.offset_ms.load(Ordering::Relaxed) {
             UNMEASURED => None,
             millis => Some(ClockOffset { millis }),
@@ -115,7 +242,7 @@ impl SkewTracker {
     /// The correction to stamp assertions with: the measured offset once it exceeds the
     /// threshold, nothing below it (a one-second `Date` cannot tell smaller offsets from noise),
     /// and nothing near an offset that was found wrong.
-    pub(crate) fn correction(&self) -> Option<ClockOffset> {
+    fn correction(&self) -> Option<ClockOffset> {
         let offset = self.measured().filter(|o| o.magnitude() > self.threshold)?;
         match self.distrusted_ms.load(Ordering::Relaxed) {
             UNMEASURED => Some(offset),
@@ -126,7 +253,7 @@ impl SkewTracker {
 
     /// An assertion stamped with the current correction was refused and the local time was
     /// accepted: stop correcting by this offset.
-    pub(crate) fn distrust(&self) {
+    fn distrust(&self) {
         let current = self.offset_ms.load(Ordering::Relaxed);
         if current != UNMEASURED {
             self.distrusted_ms.store(current, Ordering::Relaxed);
@@ -141,7 +268,7 @@ impl SkewTracker {
 
     /// Records the offset seen in one answer and logs it; returns it, or `None` when it is
     /// implausible (over the maximum) and ignored.
-    pub(crate) fn record(&self, server: SystemTime, local: SystemTime) -> Option<ClockOffset> {
+    fn record(&self, server: SystemTime, local: SystemTime) -> Option<ClockOffset> {
         let offset = ClockOffset::between(server, local);
         if offset.magnitude() > self.max_offset {
             tracing::warn!(

@@ -88,8 +88,17 @@ impl HttpCalls {
             bearer_access_token: bearer.map(|t| t.secret().expose_secret().to_owned()),
             api_key: None,
         };
-        let result = operation(configuration).await;
-        match recording.take() {
+        let span = tracing::debug_span!(
+            "ibkr_oauth.session_call",
+            call = %call,
+            status = tracing::field::Empty
+        );
+        let result = tracing::Instrument::instrument(operation(configuration), span.clone()).await;
+        let outcome = recording.take();
+        if let Some(Outcome::Complete(raw)) = &outcome {
+            span.record("status", raw.status.as_u16());
+        }
+        match outcome {
             Some(Outcome::Complete(raw)) => map(call, &raw),
             Some(Outcome::TooLarge { limit, info }) => Err(SessionError::TooLarge {
                 call,

@@ -2,12 +2,16 @@
 //! passed or failed with what to do: the settings and where each came from, the key, the
 //! public key's JWK and thumbprint, the clock against the server's `Date`, a token request,
 //! the scopes granted against those asked, and IBKR's echo endpoints with the token. On a
-//! failure it prints the response's request id, to quote to IBKR. The exit code is that of
+//! failure it prints the response's request id, to quote to IBKR. With a username
+//! (`--username`, `IBKR_USERNAME`) and the public IP (`--ip`, `IBKR_SESSION_IP`), the session
+//! too: sso-sessions, sso/validate (username and IP echoed back), the brokerage session, and a
+//! competing session, each with what to do when it fails. The exit code is that of
 //! the first failing check's class (see [`crate::exit`]).
 
 mod echo;
 pub(crate) mod hints;
 mod report;
+mod session;
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -33,7 +37,8 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 30;
 /// [`Error::ChecksFailed`] when a check fails; [`Error::Output`] when the report cannot be
 /// written.
 pub async fn run(args: &DoctorArgs, local: &LocalTime, out: &mut dyn Write) -> Result<(), Error> {
-    let settings = Settings::new(&args.signer, Some(&args.request));
+    let settings = Settings::new(&args.signer, Some(&args.request))
+        .map(|s| s.with_session(args.username.as_deref(), args.ip.as_deref()));
     let (report, base_url) = checks(settings, local).await;
     let text = if args.json {
         format!("{:#}\n", report.json(json!({ "base_url": base_url })))
@@ -184,7 +189,10 @@ pub async fn checks(settings: Result<Settings, Error>, local: &LocalTime) -> (Re
         return (report, base_url);
     };
     report.push(scopes_check(settings.scope(), &token));
-    echo::checks(&mut report, &settings, &signer, token).await;
+    echo::checks(&mut report, &settings, &signer, token.clone()).await;
+    if session::wanted(&settings) {
+        session::checks(&mut report, &settings, &signer, token).await;
+    }
     (report, base_url)
 }
 

@@ -1,29 +1,63 @@
-//! What the provider does with a token: the lock-free hit path, the refresh ahead, joining or
-//! starting the one fetch, settling its result (cache it, or stale on error, or the
-//! cool-down), and invalidation. The flight bookkeeping itself lives in `flight`.
+//! Layer 3, the top of the provider: [`Cache`], the one owner of the cached token. It holds
+//! the lock-free hit path, the refresh ahead, the single in-flight fetch (joining or starting
+//! it, settling its result: cache it, or stale on error, or the cool-down), invalidation and
+//! what the background refresher asks. It calls the retrying fetch below and nothing else.
+//!
+//! Private parts: `entry` the cached token and its deadlines, `flight` single flight with
+//! cool-down (knows nothing of tokens), `refresher` the background driver.
+//!
+//! (Just over 400 lines on purpose: every method of [`Cache`] lives here, so that following
+//! one token read never leaves this file.)
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, PoisonError};
+mod entry;
+mod flight;
+mod refresher;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 use tracing::{Instrument, field};
 
-use super::cache::{self, Cached};
-use super::flight::{self, Flights, Join, Pending};
-use super::{Inner, Outcome};
+use self::entry::Cached;
+use self::flight::{Flights, Join, Pending};
+use super::builder::Settings;
+use super::retry::{Fetched, Retrying};
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::token::Token;
+
+pub(crate) use self::entry::{Margin, default_shards};
+pub use self::refresher::Refresher;
+
+/// What every waiter of one fetch gets: the token, or the same error (cheap to clone).
+type Shared = Result<Arc<Token>, Error>;
+
+/// The cached token and the one fetch that renews it; see the module docs.
+pub(super) struct Cache {
+    /// The hit path reads this and nothing else shared.
+    current: ArcSwapOption<Cached>,
+    /// Everything that changes `current` or starts a fetch holds this (never across an await).
+    flights: Mutex<Flights<Shared>>,
+    below: Retrying,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    /// Set once "no runtime to refresh ahead" was logged: said once, not once per call.
+    warned_no_runtime: AtomicBool,
+}
 
 /// The longest pause the cool-down doubling reaches (unless `Retry-After` asks for more).
 const MAX_FAILURE_COOLDOWN: Duration = Duration::from_secs(30);
 /// No two fetches start closer together than this, whoever asks: a token without a lifetime
 /// (or a server that keeps refusing at once) cannot turn every call into a request.
-pub(super) const MIN_FETCH_INTERVAL: Duration = Duration::from_secs(1);
+const MIN_FETCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a fetch runs (the `reason` field of the `ibkr_oauth.refresh` span).
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Reason {
+enum Reason {
     Cold,
     Expired,
     Ahead,
@@ -43,8 +77,24 @@ impl Reason {
     }
 }
 
-impl Inner {
-    pub(super) fn lock(&self) -> MutexGuard<'_, Flights<Outcome>> {
+impl Cache {
+    pub(super) fn new(below: Retrying, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            flights: Mutex::new(Flights::default()),
+            below,
+            clock,
+            settings,
+            warned_no_runtime: AtomicBool::new(false),
+        }
+    }
+
+    /// The retrying fetch below.
+    pub(super) fn below(&self) -> &Retrying {
+        &self.below
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Flights<Shared>> {
         // No code panics while holding the lock; if some did, the state is still consistent.
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -80,7 +130,7 @@ impl Inner {
     }
 
     /// The slow path: no valid token is cached. Join the running fetch or start one.
-    pub(super) async fn wait_for_token(self: &Arc<Self>) -> Outcome {
+    pub(super) async fn wait_for_token(self: &Arc<Self>) -> Shared {
         let (join, reason) = {
             let mut flights = self.lock();
             let now = Instant::now();
@@ -131,13 +181,13 @@ impl Inner {
     }
 
     /// Under the lock: the running flight, or a new one registered, or the cool-down's error.
-    pub(super) fn join_or_register(
+    fn join_or_register(
         &self,
-        flights: &mut Flights<Outcome>,
+        flights: &mut Flights<Shared>,
         now: Instant,
         honour_cooldown: bool,
         reason: Reason,
-    ) -> Join<Outcome> {
+    ) -> Join<Shared> {
         if let Some(join) = flights.join(now, honour_cooldown) {
             return join;
         }
@@ -154,7 +204,7 @@ impl Inner {
         }
     }
 
-    pub(super) fn spawn(self: &Arc<Self>, pending: Pending<Outcome>, reason: Reason) {
+    fn spawn(self: &Arc<Self>, pending: Pending<Shared>, reason: Reason) {
         let Pending {
             id,
             not_before,
@@ -162,7 +212,7 @@ impl Inner {
             sender,
         } = pending;
         let guard = FlightGuard {
-            inner: Arc::clone(self),
+            cache: Arc::clone(self),
             id,
             done: false,
         };
@@ -170,7 +220,7 @@ impl Inner {
     }
 
     /// Spawns the flight if this caller registered it, then waits for the outcome.
-    pub(super) async fn wait(self: &Arc<Self>, join: Join<Outcome>, reason: Reason) -> Outcome {
+    async fn wait(self: &Arc<Self>, join: Join<Shared>, reason: Reason) -> Shared {
         let receiver = match join {
             Join::Done(outcome) => return outcome,
             Join::Wait(receiver, pending) => {
@@ -187,15 +237,15 @@ impl Inner {
 
     /// Publishes a fetch's result: caches a token, or handles the failure (stale on error, or
     /// the cool-down). Returns what the waiters get.
-    fn settle(&self, id: u64, result: Result<(Token, Instant, SystemTime), Error>) -> Outcome {
+    fn settle(&self, id: u64, result: Result<Fetched, Error>) -> Shared {
         let mut flights = self.lock();
         flights.finish(id);
         let error = match result {
-            Ok((token, sent_at, sent_wall)) => {
+            Ok(fetched) => {
                 let cached = Cached::new(
-                    token,
-                    sent_at,
-                    sent_wall,
+                    fetched.token,
+                    fetched.sent_at,
+                    fetched.sent_wall,
                     self.settings.margin,
                     self.settings.shards,
                 );
@@ -209,7 +259,7 @@ impl Inner {
         let failures = flights.failed();
         let pause = self.cooldown(failures, &error);
         let now = Instant::now();
-        let until = cache::later(now, pause);
+        let until = entry::later(now, pause);
         let current = self.current.load_full();
         match current {
             Some(cached) if cached.valid(now, self.clock.now()) => {
@@ -222,7 +272,7 @@ impl Inner {
                      handed out until the next attempt"
                 );
                 let token = cached.token();
-                let wall_until = cache::later_wall(self.clock.now(), pause);
+                let wall_until = entry::later_wall(self.clock.now(), pause);
                 self.current
                     .store(Some(Arc::new(cached.retry_at(until, wall_until))));
                 Ok(token)
@@ -248,9 +298,8 @@ impl Inner {
             .checked_mul(1u32 << failures.saturating_sub(1).min(16))
             .unwrap_or(Duration::MAX)
             .min(MAX_FAILURE_COOLDOWN.max(base));
-        let asked = error.retry_after().map_or(Duration::ZERO, |d| {
-            d.min(self.settings.retry.max_retry_after)
-        });
+        let cap = self.below.policy().max_retry_after;
+        let asked = error.retry_after().map_or(Duration::ZERO, |d| d.min(cap));
         doubled.max(asked)
     }
 
@@ -264,6 +313,38 @@ impl Inner {
                 )));
             }
         }
+    }
+
+    /// When the refresher should next look: the start of the refresh margin, or the end of the
+    /// cool-down, or now.
+    fn next_refresh(&self) -> Instant {
+        let now = Instant::now();
+        if let Some(cached) = self.current.load().as_deref() {
+            if cached.valid(now, self.clock.now()) {
+                return cached.refresh_at;
+            }
+        }
+        self.lock().cooldown_until().unwrap_or(now)
+    }
+
+    /// The refresher's turn: refresh if due (joining a running fetch), and wait for it.
+    async fn refresh_if_due(self: &Arc<Self>) {
+        let join = {
+            let mut flights = self.lock();
+            let now = Instant::now();
+            let wall = self.clock.now();
+            let valid = match self.current.load().as_deref() {
+                Some(cached) if cached.fresh(now, wall) => return,
+                Some(cached) if cached.valid(now, wall) => {
+                    // Keep callers from starting a second refresh.
+                    let _ = cached.claim_refresh();
+                    true
+                }
+                _ => false,
+            };
+            self.join_or_register(&mut flights, now, !valid, Reason::Background)
+        };
+        let _ = self.wait(join, Reason::Background).await;
     }
 
     pub(super) fn invalidate(self: &Arc<Self>, token: &Token) -> bool {
@@ -293,24 +374,42 @@ impl Inner {
     }
 }
 
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cached = self.current.load();
+        let now = Instant::now();
+        f.debug_struct("TokenProvider")
+            .field(
+                "token_valid_for",
+                &cached
+                    .as_deref()
+                    .map(|c| c.expires_at.saturating_duration_since(now)),
+            )
+            .field("clock_offset", &self.below.below().measured())
+            .field("settings", &self.settings)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The spawned fetch: waits out the minimum interval, runs whatever happens to the callers,
 /// publishes, then tells the waiters.
 async fn run_flight(
     mut guard: FlightGuard,
     reason: Reason,
     not_before: Instant,
-    sender: tokio::sync::watch::Sender<Option<Outcome>>,
+    sender: tokio::sync::watch::Sender<Option<Shared>>,
 ) {
-    let inner = Arc::clone(&guard.inner);
+    let cache = Arc::clone(&guard.cache);
     let span = tracing::info_span!(
         "ibkr_oauth.refresh",
         reason = reason.as_str(),
         attempts = field::Empty,
     );
     tokio::time::sleep_until(not_before).await;
-    let (result, attempts) = inner.fetch_with_retries().instrument(span.clone()).await;
+    let (result, attempts) = cache.below.fetch().instrument(span.clone()).await;
     span.record("attempts", attempts);
-    let outcome = span.in_scope(|| inner.settle(guard.id, result));
+    let outcome = span.in_scope(|| cache.settle(guard.id, result));
     guard.done = true;
     // No receiver left (every caller gave up) is fine: the outcome is published already.
     let _ = sender.send(Some(outcome));
@@ -319,7 +418,7 @@ async fn run_flight(
 /// Clears the flight if its task is dropped before it settled (its runtime shut down), so that
 /// the next caller starts a new one instead of waiting for a dead one.
 struct FlightGuard {
-    inner: Arc<Inner>,
+    cache: Arc<Cache>,
     id: u64,
     done: bool,
 }
@@ -329,11 +428,11 @@ impl Drop for FlightGuard {
         if self.done {
             return;
         }
-        self.inner.lock().finish(self.id);
-        self.inner.release_claim();
+        self.cache.lock().finish(self.id);
+        self.cache.release_claim();
     }
 }
 
-pub(super) fn millis(d: Duration) -> u64 {
+fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
