@@ -264,3 +264,35 @@ fn the_blocking_provider_hands_out_a_cached_token() {
     );
     assert_eq!(count(&env, Endpoint::Token), 2);
 }
+
+#[tokio::test]
+async fn an_api_call_to_another_origin_is_an_error_naming_both_not_a_silent_401() {
+    let env = env().await;
+    // Built for IBKR's production server, pointed at the sandbox: before, every call went out
+    // without the token and came back `401 authorization: missing`.
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuth::new(provider(&env), ibkr_oauth::IBKR_PRODUCTION).expect("https"))
+        .build();
+    let error = client
+        .get(format!("{}/gw/api/v1/echo/https", env.sandbox.base_url()))
+        .send()
+        .await
+        .expect_err("a mismatch is an error");
+    let reqwest_middleware::Error::Middleware(error) = error else {
+        panic!("the middleware's own error: {error:?}");
+    };
+    let error = error.downcast::<Error>().expect("an ibkr_oauth::Error");
+    let sandbox_origin = env.sandbox.base_url().trim_end_matches('/').to_owned();
+    assert!(
+        matches!(
+            &error,
+            Error::Config(ibkr_oauth::ConfigError::OriginMismatch { request_origin, api_origin })
+                if *request_origin == sandbox_origin && api_origin == "https://api.ibkr.com"
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.kind(), ErrorKind::Configuration);
+    let message = error.to_string();
+    assert!(message.contains(&sandbox_origin) && message.contains("https://api.ibkr.com"));
+    assert_eq!(count(&env, Endpoint::EchoHttps), 0, "nothing was sent");
+}

@@ -13,6 +13,15 @@ pub enum Error {
     /// The SDK failed: configuration, key, signing, or the token request itself.
     #[error(transparent)]
     Sdk(#[from] ibkr_oauth::Error),
+    /// The token request failed: the SDK's error with its causes, then what to do and the
+    /// request id to quote to IBKR, as doctor's report gives them.
+    #[error("{message}")]
+    Request {
+        /// The whole text: the error, its causes, the hint, the request id.
+        message: String,
+        /// The SDK's error (its kind sets the exit code).
+        error: ibkr_oauth::Error,
+    },
     /// The sandbox could not be configured or started.
     #[error("sandbox")]
     Sandbox(#[from] ibkr_oauth_sandbox::Error),
@@ -87,5 +96,23 @@ impl From<ibkr_oauth::SignError> for Error {
 impl From<ibkr_oauth::ConfigError> for Error {
     fn from(error: ibkr_oauth::ConfigError) -> Self {
         Error::Sdk(error.into())
+    }
+}
+
+impl Error {
+    /// `error` from a token request, with what to do (when its own message does not say) and
+    /// the request id to quote to IBKR.
+    pub fn request(error: ibkr_oauth::Error, kid: &str) -> Self {
+        let mut message = crate::exit::chain(&Error::Sdk(error.clone()));
+        if let Some(hint) = crate::commands::doctor::hints::token(&error, kid) {
+            message.push_str("; ");
+            message.push_str(&hint);
+        }
+        if let Some(id) = error.response().and_then(|r| r.request_id.clone()) {
+            if !message.contains(&id) {
+                message.push_str(&format!(" (quote to IBKR: {id})"));
+            }
+        }
+        Error::Request { message, error }
     }
 }

@@ -34,7 +34,7 @@ pub fn code(error: &Error) -> u8 {
         | Error::File { .. }
         | Error::Agent(_)
         | Error::Sink(_) => USAGE,
-        Error::Sdk(error) => sdk_code(error),
+        Error::Sdk(error) | Error::Request { error, .. } => sdk_code(error),
         Error::Sandbox(error) => sandbox_code(error),
         Error::ChecksFailed { code, .. } => *code,
         Error::SessionEnded(_) => REFUSED,

@@ -6,7 +6,9 @@
 //! ibkr-oauth demo                       # the whole flow against an in-process sandbox
 //! ibkr-oauth keygen --out keys/         # a key pair to register with IBKR
 //! ibkr-oauth sandbox                    # a local token endpoint, until Ctrl-C
-//! ibkr-oauth token                      # a token: summary, --json, or --raw for scripts
+//! ibkr-oauth token                      # a token: summary, --json (the contract), or --raw
+//! ibkr-oauth serve --sink PATH          # the agent on a socket, and the token in a file
+//! ibkr-oauth exec -- CMD ARGS...        # CMD with the token in its environment
 //! ibkr-oauth doctor                     # check a setup step by step (--json for machines)
 //! ibkr-oauth jwk                        # the public JWK and RFC 7638 thumbprint of a key
 //! ibkr-oauth assertion --decode         # what a signed assertion carries

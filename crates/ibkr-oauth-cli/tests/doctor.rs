@@ -264,3 +264,23 @@ fn json_reports_each_check_and_the_exit_code() {
     sandbox.assert_no_secret(&out);
     let _ = CLIENT_ID;
 }
+
+#[test]
+fn with_no_answer_the_clock_check_says_so_not_that_a_header_is_missing() {
+    let sandbox = sandbox();
+    let out = run(sandbox
+        .cli()
+        .env(
+            "IBKR_BASE_URL",
+            format!("http://127.0.0.1:{}", common::closed_port()),
+        )
+        .arg("doctor"));
+    assert_failed(&out, 4, "token");
+    let clock = line(&out.stdout, "clock");
+    assert!(clock.starts_with("[skip]"), "{clock}");
+    assert!(clock.contains("no answer from the server"), "{clock}");
+    assert!(!clock.contains("Date header"), "{clock}");
+    // The transport error says what to check; the report does not say it a second time.
+    let token = line(&out.stdout, "token");
+    assert_eq!(token.matches("check the base URL").count(), 1, "{token}");
+}

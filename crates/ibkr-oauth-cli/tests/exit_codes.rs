@@ -84,6 +84,22 @@ fn plain_http_to_a_remote_host_is_2() {
 }
 
 #[test]
+fn the_token_url_given_as_the_base_url_is_2_before_any_request() {
+    let sandbox = TestSandbox::start();
+    let token_url = format!("{}/oauth2/api/v1/token", sandbox.running.base_url());
+    let out = run(sandbox.cli().env("IBKR_BASE_URL", &token_url).arg("token"));
+    let stderr = out.assert_error(2);
+    assert!(
+        stderr.contains(&format!(
+            "give the server alone: {}",
+            sandbox.running.base_url().trim_end_matches('/')
+        )),
+        "{stderr}"
+    );
+    assert_eq!(sandbox.running.requests().len(), 0, "caught locally");
+}
+
+#[test]
 fn a_scope_the_endpoint_would_refuse_is_2() {
     let sandbox = TestSandbox::start();
     let out = run(sandbox.cli().args(["token", "--scope", "ab"]));

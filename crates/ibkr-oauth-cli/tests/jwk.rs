@@ -124,3 +124,19 @@ fn an_encrypted_key_is_read_with_the_passphrase_variable() {
     );
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+#[test]
+fn jwk_given_a_public_key_says_to_give_the_private_one_without_naming_a_signer() {
+    let sandbox = TestSandbox::start();
+    let key = PrivateKey::from_pem_file(&sandbox.private_key).unwrap();
+    let public = sandbox.dir.path().join("public.pem");
+    std::fs::write(&public, key.public_key_pem()).unwrap();
+    let out = run(cli().args(["jwk", "--private-key"]).arg(&public));
+    let stderr = out.assert_error(2);
+    assert!(stderr.contains("holds a public key"), "{stderr}");
+    assert!(
+        stderr.contains("give the private key that belongs to it"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("signer"), "jwk signs nothing: {stderr}");
+}

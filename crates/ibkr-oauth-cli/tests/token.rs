@@ -145,3 +145,20 @@ fn a_key_or_token_pasted_in_the_wrong_place_is_not_echoed() {
         sandbox.assert_no_secret(&out);
     }
 }
+
+#[test]
+fn a_refusal_says_what_to_do_and_the_request_id_to_quote() {
+    let sandbox = TestSandbox::start();
+    let out = run(sandbox.cli().args(["token", "--kid", "retired"]));
+    let stderr = out.assert_error(3);
+    assert!(stderr.contains(r#"unknown kid "retired""#), "{stderr}");
+    assert!(
+        stderr.contains(r#"no key is registered under kid "retired" for this client"#),
+        "what to do, as doctor says it: {stderr}"
+    );
+    assert!(
+        stderr.contains("(quote to IBKR: x-request-id: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("x-request-id").count(), 1, "{stderr}");
+}

@@ -337,6 +337,16 @@ pub(crate) fn validate_base_url(raw: &str) -> Result<(String, bool), ConfigError
             "the base URL has no host; give one such as https://api.ibkr.com".into(),
         ));
     };
+    // The whole token URL given as the base: caught here, not by a 404 from the server.
+    if let Some(server) = url.path().trim_end_matches('/').strip_suffix(TOKEN_PATH) {
+        let mut base = url.clone();
+        base.set_path(server);
+        return Err(ConfigError::Client(format!(
+            "the base URL ends in {TOKEN_PATH}, the token endpoint's path, which the client adds \
+             itself; give the server alone: {}",
+            base.as_str().trim_end_matches('/')
+        )));
+    }
     let https = match url.scheme() {
         "https" => true,
         "http" if is_loopback(&host) => false,
@@ -387,6 +397,32 @@ mod tests {
                 validate_base_url(raw).unwrap(),
                 (want.to_owned(), https),
                 "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_base_url_with_the_token_path_is_refused_with_the_server_to_give() {
+        for (raw, server) in [
+            (
+                "https://api.ibkr.com/oauth2/api/v1/token",
+                "https://api.ibkr.com",
+            ),
+            (
+                "http://127.0.0.1:8080/oauth2/api/v1/token/",
+                "http://127.0.0.1:8080",
+            ),
+            (
+                "https://gw.example/prefix/oauth2/api/v1/token",
+                "https://gw.example/prefix",
+            ),
+        ] {
+            let Err(ConfigError::Client(message)) = validate_base_url(raw) else {
+                panic!("{raw} is refused");
+            };
+            assert!(
+                message.ends_with(&format!("give the server alone: {server}")),
+                "{message}"
             );
         }
     }

@@ -18,24 +18,25 @@
 //!
 //! ```no_run
 //! # #[cfg(feature = "middleware")]
-//! use ibkr_oauth::middleware::BearerAuth;
-//! use ibkr_oauth::{IBKR_PRODUCTION, PrivateKey, Signer, TokenClient, provider::TokenProvider};
+//! use ibkr_oauth::{Config, middleware::BearerAuth};
 //!
 //! # #[cfg(not(feature = "middleware"))] fn main() {}
 //! # #[cfg(feature = "middleware")]
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let key = PrivateKey::from_pem_file("private.pem")?; // PKCS#8 or PKCS#1 PEM
-//!     let signer = Signer::builder("my-client-id", "main", key).build()?;
-//!     let provider = TokenProvider::builder(TokenClient::new()?, signer)
-//!         .scopes(["echo.read", "accounts.read"])
-//!         .build()?;
+//!     // IBKR_CLIENT_ID, IBKR_KEY_ID, IBKR_PRIVATE_KEY, IBKR_SCOPE (e.g. "echo.read"), and
+//!     // IBKR_BASE_URL for a sandbox or QA server (https://api.ibkr.com when unset).
+//!     let config = Config::from_env()?;
+//!     let provider = config.provider()?;
+//!     let base = config.get_base_url().to_owned();
 //!
-//!     // Every request to api.ibkr.com gets the current token; a 401 is retried once.
+//!     // Every request to that origin gets the current token; a 401 is retried once. One base
+//!     // URL for both sides: an API call to another origin fails with
+//!     // ConfigError::OriginMismatch (naming both) instead of going out without the token.
 //!     let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!         .with(BearerAuth::new(provider, IBKR_PRODUCTION)?)
+//!         .with(BearerAuth::new(provider, &base)?)
 //!         .build();
-//!     let echo = api.get("https://api.ibkr.com/gw/api/v1/echo/https").send().await?;
+//!     let echo = api.get(format!("{base}/gw/api/v1/echo/https")).send().await?;
 //!     println!("{}", echo.status());
 //!     Ok(())
 //! }

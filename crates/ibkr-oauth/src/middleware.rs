@@ -40,7 +40,10 @@ pub use session::{SESSION_API_PREFIX, SessionAuth};
 ///
 /// - **Only to the API's origin** (scheme, host and port of the base URL given to
 ///   [`new`](Self::new)): a request to any other host, an absolute URL elsewhere, or plain
-///   http (unless the API is on a loopback host) goes out without the token. Build the client
+///   http (unless the API is on a loopback host) goes out without the token. A request for an
+///   IBKR API path (`/v1/api/`, `/gw/api/`, `/oauth2/`) at another origin is not sent at all:
+///   it fails with [`ConfigError::OriginMismatch`] naming both origins (a sandbox or QA base
+///   URL given on one side only), where it would otherwise come back `401`. Build the client
 ///   without redirects, or keep reqwest's default policy, which drops `Authorization` when a
 ///   redirect leaves the origin.
 /// - **401 recovery**: on a 401 from the API's origin the token is reported to the source
@@ -103,10 +106,26 @@ impl BearerAuth {
     fn applies_to(&self, url: &Url) -> bool {
         url.origin() == self.origin && is_safe(url)
     }
+
+    /// The error for a request to an IBKR API path at another origin: it would go out without
+    /// the token and come back `401 authorization: missing`, a misconfiguration (a sandbox or QA
+    /// base URL on one side only). A request to any other path elsewhere is the caller's own
+    /// business and goes out untouched.
+    fn mismatch(&self, url: &Url) -> Option<ConfigError> {
+        let path = url.path();
+        let api_path = API_PATHS.iter().any(|prefix| path.starts_with(prefix));
+        (api_path && url.origin() != self.origin).then(|| ConfigError::OriginMismatch {
+            request_origin: url.origin().ascii_serialization(),
+            api_origin: self.origin.ascii_serialization(),
+        })
+    }
 }
 
 /// The host reqwest gives a response built from an `http::Response` without a URL.
 const NO_URL_HOST: &str = "no.url.provided.local";
+
+/// The path prefixes of IBKR's Web API and token endpoint.
+const API_PATHS: [&str; 3] = ["/v1/api/", "/gw/api/", "/oauth2/"];
 
 /// https, or http to a loopback host.
 fn is_safe(url: &Url) -> bool {
@@ -132,7 +151,16 @@ impl Middleware for BearerAuth {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         if !self.applies_to(request.url()) {
+            if let Some(mismatch) = self.mismatch(request.url()) {
+                return Err(reqwest_middleware::Error::middleware(crate::Error::from(
+                    mismatch,
+                )));
+            }
             // Not the API: whatever the caller set stays, but never our token.
+            tracing::debug!(
+                origin = %request.url().origin().ascii_serialization(),
+                "a request to another origin: sent without the token"
+            );
             return next.run(request, extensions).await;
         }
         let token = self

@@ -29,12 +29,19 @@ pub async fn run(args: &TokenArgs, local: &LocalTime, out: &mut dyn Write) -> Re
         // The fleet's shared token: from Redis, or fetched once for everyone.
         Some(url) => {
             let source = crate::redis::source(url, client, signer, settings.scope())?;
-            (*source.access_token().await?).clone()
+            (*source
+                .access_token()
+                .await
+                .map_err(|e| Error::request(e, &key_id))?)
+            .clone()
         }
         None => {
             // Signed last, so that the assertion is as fresh as it can be when it leaves.
             let request = settings.request(&signer)?;
-            client.request_token(&request).await?
+            client
+                .request_token(&request)
+                .await
+                .map_err(|e| Error::request(e, &key_id))?
         }
     };
     let text = if args.raw {

@@ -71,8 +71,8 @@ pub enum KeyError {
     },
     /// The input holds a public key, not the private key.
     #[error(
-        "{origin} holds a public key (BEGIN PUBLIC KEY); the signer needs the private key that \
-         belongs to it: expected {EXPECTED_KEY}"
+        "{origin} holds a public key (BEGIN PUBLIC KEY); give the private key that belongs to \
+         it (keygen writes it as private.pem beside public.pem): expected {EXPECTED_KEY}"
     )]
     IsPublic {
         /// Where the key was read from.

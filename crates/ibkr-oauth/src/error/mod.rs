@@ -379,6 +379,21 @@ pub enum ConfigError {
         /// What is wrong with its value, and what to do (never the value itself if secret).
         problem: String,
     },
+    /// A request for an IBKR API path (`/v1/api/`, `/gw/api/`, `/oauth2/`) went through
+    /// [`BearerAuth`](crate::middleware::BearerAuth) to another origin than the one it was
+    /// built for: the token is kept to that origin, so the request was not sent (it would have
+    /// been a `401 authorization: missing`).
+    #[error(
+        "a request to the IBKR API at {request_origin} went through BearerAuth built for \
+         {api_origin}; the token goes only to {api_origin}, so the request was not sent: build \
+         BearerAuth with the base URL the requests use (Config::get_base_url, IBKR_BASE_URL)"
+    )]
+    OriginMismatch {
+        /// The origin the request was for (scheme, host, port).
+        request_origin: String,
+        /// The origin the middleware hands the token to.
+        api_origin: String,
+    },
     /// An algorithm name that is not one of `RS256`, `PS256`, `ES256`, `EdDSA`.
     #[error("unknown signature algorithm `{name}`; use RS256 (IBKR's), PS256, ES256 or EdDSA")]
     UnknownAlgorithm {

@@ -1,21 +1,23 @@
 //! What to do about a failed request, in a user's words. The problem detail is IBKR's (or the
 //! sandbox's) free text, so these are suggestions keyed on common words; the detail itself is
-//! always printed beside them.
+//! always printed beside them. `token`'s errors carry the token hints too.
 
 use ibkr_oauth::{Error, ErrorKind, env_vars};
 
-/// The hint for a failed token request.
-pub fn token(error: &Error, kid: &str) -> String {
+/// The hint for a failed token request, where the error's own message does not already say
+/// what to do (a transport failure or an unusable answer does: no hint, said once).
+pub fn token(error: &Error, kid: &str) -> Option<String> {
     let text = error.to_string().to_ascii_lowercase();
-    match error.kind() {
+    Some(match error.kind() {
         ErrorKind::Refused if text.contains("kid") && text.contains("unknown") => format!(
             "no key is registered under kid {kid:?} for this client: set {} (or --kid) to the \
              kid the public key was registered under, or register it under {kid:?}",
             env_vars::KEY_ID
         ),
         ErrorKind::Refused if text.contains("does not verify") || text.contains("signature") => {
-            "the key registered under this kid is not this key: compare the thumbprint above with \
-             the registered key's, and register this public key (`ibkr-oauth jwk`) if they differ"
+            "the key registered under this kid is not this key: compare the thumbprint of this key \
+             (`ibkr-oauth jwk`) with the registered key's, and register this public key if they \
+             differ"
                 .to_owned()
         }
         ErrorKind::Refused if text.contains("scope") => format!(
@@ -26,8 +28,8 @@ pub fn token(error: &Error, kid: &str) -> String {
         ErrorKind::Refused
             if text.contains(" exp ") || text.contains(" iat ") || text.contains("expired") =>
         {
-            "the assertion's times were refused: check the clock check above and sync the clock \
-             (NTP)"
+            "the assertion's times were refused: sync the clock (NTP); `ibkr-oauth doctor` \
+             compares it with the server's"
                 .to_owned()
         }
         ErrorKind::Refused if text.contains("client") => format!(
@@ -37,16 +39,8 @@ pub fn token(error: &Error, kid: &str) -> String {
         ErrorKind::Refused => {
             "check the client id, the kid and the public key registered with IBKR".to_owned()
         }
-        ErrorKind::Transport => format!(
-            "check the base URL ({}), the network and any proxy; the error names the URL tried",
-            env_vars::BASE_URL
-        ),
-        ErrorKind::InvalidResponse => format!(
-            "the base URL ({}) does not look like IBKR's token endpoint",
-            env_vars::BASE_URL
-        ),
-        _ => "fix the setting the error names".to_owned(),
-    }
+        _ => return None,
+    })
 }
 
 /// The hint for a failed echo call that needed `scope`.

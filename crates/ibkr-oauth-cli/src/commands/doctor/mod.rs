@@ -9,7 +9,7 @@
 //! the first failing check's class (see [`crate::exit`]).
 
 mod echo;
-mod hints;
+pub(crate) mod hints;
 mod report;
 mod session;
 
@@ -134,6 +134,15 @@ pub async fn checks(settings: Result<Settings, Error>, local: &LocalTime) -> (Re
     };
     let outcome = request_token(&settings, &signer).await;
     let received = SystemTime::now();
+    // Transport: no answer at all; a configuration error: no request left.
+    let answered = match &outcome {
+        Ok(_) => true,
+        Err(Error::Sdk(sdk)) => !matches!(
+            sdk.kind(),
+            ibkr_oauth::ErrorKind::Transport | ibkr_oauth::ErrorKind::Configuration
+        ),
+        Err(_) => false,
+    };
     let (server_date, token_check, token) = match outcome {
         Ok(token) => {
             let check = Check::passed(
@@ -155,14 +164,24 @@ pub async fn checks(settings: Result<Settings, Error>, local: &LocalTime) -> (Re
                 _ => None,
             };
             let check = match &error {
-                Error::Sdk(sdk) => failure("token", &error, &hints::token(sdk, signer.key_id()))
-                    .request_id(echo::request_id(sdk)),
+                Error::Sdk(sdk) => {
+                    let check = Check::failed(
+                        "token",
+                        exit::code(&error),
+                        exit::one_line(&exit::chain(&error)),
+                    );
+                    match hints::token(sdk, signer.key_id()) {
+                        Some(hint) => check.hint(hint),
+                        None => check,
+                    }
+                    .request_id(echo::request_id(sdk))
+                }
                 _ => failure("token", &error, "fix the setting it names"),
             };
             (date, check, None)
         }
     };
-    report.push(clock_check(server_date, received));
+    report.push(clock_check(server_date, received, answered));
     report.push(token_check);
 
     let Some(token) = token else {
@@ -208,13 +227,16 @@ fn public_key_check(key: &PrivateKey, kid: &str, algorithm: ibkr_oauth::Algorith
     }
 }
 
-/// The local clock against the server's `Date`.
-fn clock_check(server: Option<SystemTime>, local: SystemTime) -> Check {
+/// The local clock against the server's `Date`; `answered` says whether the server answered at
+/// all (no answer is not a missing header).
+fn clock_check(server: Option<SystemTime>, local: SystemTime, answered: bool) -> Check {
     let Some(server) = server else {
-        return Check::skipped(
-            "clock",
-            "no Date header in the server's answer to compare with",
-        );
+        let why = if answered {
+            "no Date header in the server's answer to compare with"
+        } else {
+            "no answer from the server to compare its clock with (see the token check)"
+        };
+        return Check::skipped("clock", why);
     };
     let (ahead, skew) = match local.duration_since(server) {
         Ok(d) => ("ahead of", d),
