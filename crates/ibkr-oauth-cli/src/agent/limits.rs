@@ -39,7 +39,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits for this process: at most [`MAX_CONNECTIONS`], and below the open-file limit
+    /// Limits for this process: at most 1024 connections, and below the open-file limit
     /// with room for the rest of the process; headers within 5 s; idle 10 s.
     pub fn for_this_process() -> Self {
         Self {

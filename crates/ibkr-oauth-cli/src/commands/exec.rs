@@ -109,7 +109,7 @@ impl std::str::FromStr for OnRefresh {
 
 /// What the child is handed. Today the access token; with a session (the session module), the
 /// SSO token and the gateway URL join it here, as `IBKR_SSO_TOKEN` and `IBKR_GATEWAY_URL`, and
-/// [`changed`](Self::changed) compares them too.
+/// `changed` compares them too.
 #[derive(Debug, Clone)]
 pub struct Handout {
     /// The access token.
