@@ -98,8 +98,7 @@ impl BearerAuth {
     /// rebuilt by another middleware without its URL carries reqwest's placeholder: then the
     /// request's own origin stands.
     fn answered_elsewhere(&self, response: &Response) -> bool {
-        let url = response.url();
-        url.host_str() != Some(NO_URL_HOST) && url.origin() != self.origin
+        answered_elsewhere(response, &self.origin)
     }
 
     /// Whether a request to `url` gets the token.
@@ -200,6 +199,14 @@ impl Middleware for BearerAuth {
         authorize(&mut again, &fresh);
         next.run(again, extensions).await
     }
+}
+
+/// Whether `response` came from another origin than `origin` (a redirect was followed): its
+/// 401 or 400 says nothing of the token or session given to `origin`. A response without a URL
+/// (rebuilt by an inner middleware) counts as the request's own origin. Shared by both modes.
+fn answered_elsewhere(response: &Response, origin: &url::Origin) -> bool {
+    let url = response.url();
+    url.host_str() != Some(NO_URL_HOST) && url.origin() != *origin
 }
 
 impl fmt::Debug for BearerAuth {

@@ -246,3 +246,51 @@ fn plain_http_elsewhere_than_loopback_is_refused_and_debug_redacts() {
     let debug = format!("{auth:?}");
     assert!(!debug.contains("sso-1"), "{debug}");
 }
+
+#[tokio::test]
+async fn a_401_or_no_bridge_from_another_origin_after_a_redirect_keeps_the_session() {
+    let mut elsewhere = Server::new_async().await;
+    let login = elsewhere
+        .mock("GET", "/login")
+        .match_header("authorization", mockito::Matcher::Missing)
+        .with_status(401)
+        .expect(1)
+        .create_async()
+        .await;
+    let bridge = elsewhere
+        .mock("GET", "/bridge")
+        .with_status(400)
+        .with_body(r#"{"error":"Bad Request: no bridge","statusCode":400}"#)
+        .expect(1)
+        .create_async()
+        .await;
+    let mut api_host = Server::new_async().await;
+    for (path, to) in [
+        ("/v1/api/portal", "/login"),
+        ("/v1/api/iserver/x", "/bridge"),
+    ] {
+        api_host
+            .mock("GET", path)
+            .match_header("authorization", "Bearer sso-1")
+            .with_status(302)
+            .with_header("location", &format!("{}{to}", elsewhere.url()))
+            .expect(1)
+            .create_async()
+            .await;
+    }
+    let source = Arc::new(Rotating::default());
+    // reqwest's default policy follows the redirect (dropping Authorization across origins).
+    let api = client(Arc::clone(&source), &api_host.url());
+    for (path, status) in [("/v1/api/portal", 401), ("/v1/api/iserver/x", 400)] {
+        let response = api
+            .get(format!("{}{path}", api_host.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{}", response.url());
+    }
+    login.assert_async().await;
+    bridge.assert_async().await;
+    assert_eq!(source.invalidated.load(Ordering::SeqCst), 0);
+    assert_eq!(source.brokerage.load(Ordering::SeqCst), 0);
+}

@@ -29,7 +29,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use url::Url;
 
-use super::is_safe;
+use super::{answered_elsewhere, is_safe};
 use crate::error::ConfigError;
 use crate::session::{SessionSource, SsoToken};
 
@@ -181,6 +181,11 @@ impl Middleware for SessionAuth {
         let again = request.try_clone();
         authorize(&mut request, &token);
         let response = next.clone().run(request, extensions).await?;
+        if answered_elsewhere(&response, &self.origin) {
+            // A redirect took the request elsewhere (without the SSO token): that origin's 401
+            // or 400 says nothing of this session. The caller gets it as it is.
+            return Ok(response);
+        }
         match response.status() {
             StatusCode::UNAUTHORIZED => {
                 self.source.invalidate(&token).await;
