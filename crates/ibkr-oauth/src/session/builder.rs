@@ -42,6 +42,7 @@ pub struct SessionBuilder {
     clock: Arc<dyn Clock>,
     timing: Timing,
     http: Option<reqwest::ClientBuilder>,
+    fence: Option<super::handover::Fence>,
 }
 
 impl SessionBuilder {
@@ -59,6 +60,7 @@ impl SessionBuilder {
                 logout_timeout: DEFAULT_LOGOUT_TIMEOUT,
             },
             http: None,
+            fence: None,
         }
     }
 
@@ -101,6 +103,17 @@ impl SessionBuilder {
         self
     }
 
+    /// A fence for a fleet with one session owner (such as `ibkr-oauth-redis`'s shared
+    /// session): `may_act` is asked before every keep-alive round, every new SSO session and
+    /// every `ssodh/init`; when it answers `false` the session does none of them (the keeper
+    /// skips its round, opening fails with [`SessionError::Fenced`](super::SessionError)).
+    /// Make it cheap and synchronous, e.g. "my lease is still valid by my own clock", so that
+    /// a process that was paused past its lease stops acting before anything else.
+    pub fn fence(mut self, may_act: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.fence = Some(Arc::new(may_act));
+        self
+    }
+
     /// Checks the settings and builds the session (no network I/O: call
     /// [`Session::open`], or let the first call open it).
     ///
@@ -140,14 +153,11 @@ impl SessionBuilder {
             clock: Arc::clone(&self.clock),
             signer: self.signer,
         });
-        Ok(Session::from_parts(
-            self.tokens,
-            calls,
-            self.config,
-            base_url,
-            self.clock,
-            t,
-        ))
+        let session = Session::from_parts(self.tokens, calls, self.config, base_url, self.clock, t);
+        if let Some(fence) = self.fence {
+            session.set_fence(fence);
+        }
+        Ok(session)
     }
 }
 

@@ -133,6 +133,14 @@ pub enum SessionError {
     /// The session was closed ([`Session::close`](super::Session::close)); build a new one.
     #[error("the session is closed; build and open a new Session")]
     Closed,
+    /// The session's [fence](super::SessionBuilder::fence) says this process may no longer act
+    /// for it (a fleet's former owner whose lease may have passed to another process): it
+    /// neither opens a session nor the brokerage session.
+    #[error(
+        "this process no longer holds the session (its lease may have passed to another \
+         process); it opens nothing: use the fleet's current owner's session"
+    )]
+    Fenced,
     /// The user-supplied IP resolver failed.
     #[error("the public IP resolver failed: {message}; give the IP with SessionConfig's ip()")]
     IpResolver {
@@ -184,7 +192,8 @@ impl SessionError {
             SessionError::Transport { .. } => ErrorKind::Transport,
             SessionError::NoBridge { .. }
             | SessionError::Competing { .. }
-            | SessionError::Closed => ErrorKind::Session,
+            | SessionError::Closed
+            | SessionError::Fenced => ErrorKind::Session,
             SessionError::IpResolver { .. } => ErrorKind::Configuration,
         }
     }
@@ -274,6 +283,7 @@ mod tests {
                 reason: Some(Arc::from("competing")),
             },
             SessionError::Closed,
+            SessionError::Fenced,
             SessionError::IpResolver {
                 message: Arc::from("no egress"),
             },
@@ -315,13 +325,14 @@ mod tests {
                 Session,
                 Session,
                 Session,
+                Session,
                 Configuration
             ]
         );
         let retryable: Vec<_> = every().iter().map(SessionError::is_retryable).collect();
         assert_eq!(
             retryable,
-            vec![false, true, false, false, true, false, false, false, false]
+            vec![false, true, false, false, true, false, false, false, false, false]
         );
         assert!(every()[0].is_unauthorized());
         assert_eq!(every()[0].call(), Some(SessionCall::CreateSso));

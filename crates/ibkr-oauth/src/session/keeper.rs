@@ -40,6 +40,11 @@ async fn run(weak: Weak<Inner>) {
         if inner.closed.load(Ordering::SeqCst) {
             return;
         }
+        if !inner.may_act() {
+            // Another process may hold the session now: no tickle, no healing.
+            tracing::debug!("the session's fence says no; skipping the keep-alive round");
+            continue;
+        }
         failures = match inner.keep_once().await {
             Ok(()) => 0,
             Err(()) => failures.saturating_add(1),

@@ -57,6 +57,11 @@
 //! - **Nightly reset**: failures inside the [`ResetWindow`] are retried at `debug` level.
 //! - **Re-opens are single flight**: however many callers report the same refused token, one
 //!   new SSO session is opened; callers that waited for a failed one get its error.
+//! - **Handed over** (a fleet with one owner per username): [`Session::adopt`] takes over an
+//!   SSO session another process opened, checking it with a tickle and opening a new one only
+//!   if it has ended; [`Session::release`] lets go without logging out; a
+//!   [fence](SessionBuilder::fence) keeps a process that may have lost the ownership from
+//!   tickling or opening anything.
 //! - **Close**: [`Session::close`] logs out (bounded by
 //!   [`logout_timeout`](SessionBuilder::logout_timeout)); so does dropping the last handle,
 //!   best effort, when a tokio runtime is there to run it.
@@ -65,6 +70,7 @@
 //! `mod.rs` the public API · `open` opening (single flight), the brokerage session, close and
 //! drop · `keeper` the keep-alive task and healing · `calls`
 //! the six IBKR calls through the generated operations · `answers` their parsed answers ·
+//! `handover` adopting a session another process opened, releasing one, the fence ·
 //! `config` [`SessionConfig`] · `builder` [`SessionBuilder`] · `state` [`SessionState`] ·
 //! `token` [`SsoToken`] · `source` [`SessionSource`] · `error` [`SessionError`].
 
@@ -73,12 +79,15 @@ mod builder;
 mod calls;
 mod config;
 mod error;
+mod handover;
 mod keeper;
 mod open;
 mod source;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_handover;
 #[cfg(test)]
 mod tests_http;
 #[cfg(test)]
@@ -141,6 +150,8 @@ pub(crate) struct Inner {
     status: watch::Sender<SessionStatus>,
     keeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
     closed: AtomicBool,
+    /// Whether this process may act for the session ([`SessionBuilder::fence`]).
+    fence: std::sync::OnceLock<handover::Fence>,
 }
 
 impl Session {
@@ -179,6 +190,7 @@ impl Session {
                 status: watch::Sender::new(status),
                 keeper: Mutex::new(None),
                 closed: AtomicBool::new(false),
+                fence: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -146,6 +146,7 @@ impl Inner {
     /// sso-sessions with the current access token; on a 401 the token is reported refused and
     /// the call made once more with a new one.
     async fn create(&self) -> Result<SsoToken, Error> {
+        self.check_fence()?;
         let ip = self.public_ip().await?;
         let mut retried = false;
         loop {
@@ -184,6 +185,7 @@ impl Inner {
         sso: &SsoToken,
         compete: bool,
     ) -> Result<BrokerageStatus, Error> {
+        self.check_fence()?;
         let mut answer = self.calls.init(sso, compete).await;
         if compete {
             if let Err(e) = &answer {
