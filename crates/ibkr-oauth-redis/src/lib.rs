@@ -170,6 +170,7 @@ mod identity; // what makes two tokens differ: the cache name and the sealed bin
 mod key; // the fleet's key and the keys derived from it
 mod metrics; // counters and gauges (feature `metrics`)
 mod pacer; // IBKR's pacing for the fleet: GCRA as one Lua script
+mod session; // one IBKR session per username for the fleet: owner lease, fencing, adoption
 mod shared; // the fetch behind the provider: read, lease, fetch once, store
 mod source; // RedisTokenSource and its builder
 mod store; // the Redis commands and scripts, each within the timeout
@@ -177,6 +178,10 @@ mod store; // the Redis commands and scripts, each within the timeout
 pub use error::Error;
 pub use identity::TokenIdentity;
 pub use key::{EncryptionKey, KEY_LEN};
+pub use session::{
+    DEFAULT_SESSION_LEASE_TTL, SessionFallback, SessionRole, SharedSession, SharedSessionBuilder,
+    SharedSessionError, SharedStatus,
+};
 pub use pacer::{RedisPacer, RedisPacerBuilder, WhenRedisDown};
 pub use source::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_FAILURE_HOLD, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_TTL,

@@ -507,7 +507,7 @@ fn token_from(plain: Plain, remaining: Duration) -> Result<Token, Error> {
 }
 
 /// A value only this attempt puts in the lease.
-fn holder_id() -> String {
+pub(crate) fn holder_id() -> String {
     let mut bytes = [0u8; 16];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         // Unique enough without the random generator: process, time, a counter.
@@ -522,7 +522,7 @@ fn holder_id() -> String {
 }
 
 /// Between half and all of `d`, so that waiters do not poll in step.
-fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration) -> Duration {
     let mut byte = [0u8; 1];
     let r = if aws_lc_rs::rand::fill(&mut byte).is_ok() {
         f64::from(byte[0]) / 255.0

@@ -1,0 +1,352 @@
+//! The election: one round every third of the lease TTL (jittered). The owner renews its lease
+//! and publishes its session (fenced); the others try to take the lease, and follow the
+//! published session when they cannot; when Redis does not answer, the policy decides.
+
+use std::sync::{Arc, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use ibkr_oauth::session::{Session, SessionState, SsoToken};
+
+use super::entry::{self, Published};
+use super::store::Renewed;
+use super::{Cached, ENTRY_TTL, Inner, Role, SessionFallback, SessionRole, SharedSessionError, State};
+use crate::conn::StoreError;
+
+/// Starts the background rounds (holding the session weakly: the last handle's drop ends them).
+pub(super) fn spawn_loop(inner: &Arc<Inner>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(inner);
+    let wake = Arc::clone(&inner.wake);
+    let every = inner.lease_ttl / 3;
+    let task = runtime.spawn(run(weak, wake, every));
+    *inner.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+}
+
+async fn run(weak: Weak<Inner>, wake: Arc<tokio::sync::Notify>, every: Duration) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(crate::shared::jitter(every)) => {}
+            () = wake.notified() => {}
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        inner.round().await;
+    }
+}
+
+impl Inner {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One round of the election.
+    pub(super) async fn round(self: &Arc<Self>) {
+        let owner = match &self.lock().role {
+            Role::Owner { session, fence, .. } => Some((session.clone(), *fence)),
+            _ => None,
+        };
+        match owner {
+            Some((session, fence)) => self.owner_round(&session, fence).await,
+            None => self.contend().await,
+        }
+    }
+
+    /// The owner's heartbeat: renew, publish, act on a follower's refusal report.
+    async fn owner_round(self: &Arc<Self>, session: &Session, fence: u64) {
+        let sent = std::time::Instant::now();
+        let sealed = self.seal(session, fence);
+        let renewed = self
+            .store
+            .renew(&self.holder, fence, self.lease_ttl, sealed.as_deref(), ENTRY_TTL)
+            .await;
+        match renewed {
+            Ok(Renewed::Held(refused)) => {
+                self.fence.extend_to(sent + self.lease_ttl.mul_f64(0.75));
+                self.answered();
+                let Some(refused) = refused else { return };
+                let _ = self.store.clear_refused().await;
+                if let Some(current) = session.held_token() {
+                    if entry::token_fingerprint(&self.key, current.secret())[..] == refused[..] {
+                        tracing::info!(username = %self.username, "a follower reports IBKR refused the fleet's SSO token; opening a new session");
+                        session.invalidate(&current).await;
+                        self.wake.notify_one(); // publish it at once
+                    }
+                }
+            }
+            Ok(Renewed::Lost) => {
+                tracing::warn!(username = %self.username, "the session lease passed to another process; following it");
+                self.fence.close();
+                self.set_role(Role::Follower);
+                session.release();
+                self.follow().await;
+            }
+            Err(error) => {
+                self.redis_failed(&error);
+                if !self.fence.allows() {
+                    self.redis_down().await;
+                }
+            }
+        }
+    }
+
+    /// Not the owner: take the lease if it is free, else follow.
+    async fn contend(self: &Arc<Self>) {
+        let sent = std::time::Instant::now();
+        match self.store.acquire(&self.holder, self.lease_ttl).await {
+            Ok(Some(fence)) => {
+                self.fence.extend_to(sent + self.lease_ttl.mul_f64(0.75));
+                self.answered();
+                self.become_owner(fence).await;
+            }
+            Ok(None) => {
+                self.answered();
+                let previous = std::mem::replace(&mut self.lock().role, Role::Starting);
+                if let Role::Alone { session } = previous {
+                    tracing::warn!(username = %self.username, "Redis answers again and another process owns the session; closing this host's own");
+                    self.fence.close();
+                    let _ = session.close().await;
+                }
+                self.set_role(Role::Follower);
+                self.follow().await;
+            }
+            Err(error) => {
+                self.redis_failed(&error);
+                let grace_over = self
+                    .lock()
+                    .last_answer
+                    .is_none_or(|at| at.elapsed() >= self.lease_ttl);
+                if grace_over {
+                    self.redis_down().await;
+                }
+            }
+        }
+    }
+
+    /// Took the lease: keep this host's own session (after a Redis outage), adopt the
+    /// published one, or open one; in the background, so the heartbeat goes on meanwhile.
+    async fn become_owner(self: &Arc<Self>, fence: u64) {
+        self.fence.alone.store(false, std::sync::atomic::Ordering::SeqCst);
+        let previous = std::mem::replace(&mut self.lock().role, Role::Starting);
+        if let Role::Alone { session } = previous {
+            tracing::info!(username = %self.username, fence, "Redis answers again; this host's own session becomes the fleet's");
+            self.set_role(Role::Owner { session, fence, adopting: false });
+            return;
+        }
+        let published = match self.store.read().await {
+            Ok(Some(value)) => entry::open(&self.key, &self.store.entry, &value)
+                .ok()
+                .filter(|p| p.username == self.username),
+            _ => None,
+        };
+        let session = match self.build_session() {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::error!(%error, "the session's settings are refused; cannot own it");
+                let _ = self.store.release(&self.holder).await;
+                self.fence.close();
+                self.set_role(Role::Follower);
+                return;
+            }
+        };
+        let adopting = published.is_some();
+        tracing::info!(username = %self.username, fence, adopting, "this process owns the fleet's session now");
+        self.set_role(Role::Owner { session: session.clone(), fence, adopting });
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let outcome = match published {
+                Some(p) => session.adopt(SsoToken::new(p.token)).await,
+                None => session.open().await,
+            };
+            match outcome {
+                Ok(status) => tracing::info!(%status, "owner: session ready"),
+                Err(error) => tracing::warn!(%error, "owner: the session is not open yet; the keeper retries"),
+            }
+            if let Role::Owner { adopting, .. } = &mut this.lock().role {
+                *adopting = false;
+            }
+            this.wake.notify_one(); // publish at once
+            this.changed.notify_waiters();
+        });
+        *self.adoption.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+    }
+
+    /// A session for this process, with the fence.
+    fn build_session(&self) -> Result<Session, ibkr_oauth::ConfigError> {
+        let fence = Arc::clone(&self.fence);
+        (self.make)().fence(move || fence.allows()).build()
+    }
+
+    /// Reads the published session.
+    pub(super) async fn follow(&self) {
+        match self.store.read().await {
+            Ok(Some(value)) => match entry::open(&self.key, &self.store.entry, &value) {
+                Ok(published) => self.take(published),
+                Err(reason) => {
+                    let mut state = self.lock();
+                    if state.unreadable.is_none() {
+                        tracing::warn!(username = %self.username, %reason, "the fleet's shared session cannot be read");
+                    }
+                    state.unreadable = Some(Arc::from(reason));
+                }
+            },
+            Ok(None) => {}
+            Err(error) => self.redis_failed(&error),
+        }
+    }
+
+    /// A published session read: cached (a new `SsoToken` only when the token changed).
+    fn take(&self, published: Published) {
+        use secrecy::ExposeSecret as _;
+        let mut state = self.lock();
+        state.unreadable = None;
+        if published.username != self.username || published.fence < state.highest_fence {
+            return; // another username's, or an old owner's put back
+        }
+        state.highest_fence = published.fence;
+        let same = state.cached.as_ref().is_some_and(|c| {
+            c.token.secret().expose_secret() == published.token.expose_secret()
+        });
+        let token = match state.cached.take() {
+            Some(cached) if same => cached.token,
+            _ => Arc::new(SsoToken::new(published.token)),
+        };
+        state.cached = Some(Cached {
+            token,
+            state: parse_state(&published.state),
+            stale: published.stale,
+        });
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    /// The owner's entry: its current token and state, sealed.
+    fn seal(&self, session: &Session, fence: u64) -> Option<Vec<u8>> {
+        let token = session.held_token()?;
+        let status = session.status();
+        let published = Published {
+            token: token.secret().clone(),
+            username: self.username.clone(),
+            fence,
+            state: status.state.to_string(),
+            stale: status.stale,
+            written_ms: u64::try_from(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis()),
+            )
+            .unwrap_or(u64::MAX),
+        };
+        entry::seal(&self.key, &self.store.entry, &published)
+    }
+
+    /// Redis has not answered for a lease TTL: the policy applies.
+    async fn redis_down(self: &Arc<Self>) {
+        let role = std::mem::replace(&mut self.lock().role, Role::Starting);
+        match (self.fallback, role) {
+            (SessionFallback::Local, Role::Owner { session, .. } | Role::Alone { session }) => {
+                self.fence.alone.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.set_role(Role::Alone { session });
+            }
+            (SessionFallback::Local, _) => {
+                self.fence.alone.store(true, std::sync::atomic::Ordering::SeqCst);
+                let session = match self.build_session() {
+                    Ok(session) => session,
+                    Err(error) => {
+                        tracing::error!(%error, "the session's settings are refused");
+                        self.set_role(Role::Unavailable(self.unavailable()));
+                        return;
+                    }
+                };
+                let cached = self.lock().cached.take();
+                tracing::warn!(username = %self.username, "Redis is unavailable; this host holds a session of its own (--session-fallback local)");
+                self.set_role(Role::Alone { session: session.clone() });
+                tokio::spawn(async move {
+                    let _ = match cached {
+                        Some(c) => session.adopt(SsoToken::new(c.token.secret().clone())).await,
+                        None => session.open().await,
+                    };
+                });
+            }
+            (SessionFallback::FailClosed, role) => {
+                if let Role::Owner { session, .. } = role {
+                    session.release();
+                }
+                self.fence.close();
+                let error = self.unavailable();
+                tracing::warn!(username = %self.username, %error, "failing closed");
+                self.lock().cached = None;
+                self.set_role(Role::Unavailable(error));
+                self.changed.notify_waiters();
+            }
+        }
+    }
+
+    fn unavailable(&self) -> SharedSessionError {
+        SharedSessionError::RedisUnavailable {
+            reason: self
+                .lock()
+                .redis_error
+                .clone()
+                .unwrap_or_else(|| Arc::from("no answer")),
+            lease_ms: super::millis(self.lease_ttl),
+        }
+    }
+
+    pub(super) fn set_role(&self, role: Role) {
+        let mut state = self.lock();
+        if state.shown != role.kind() {
+            state.shown = role.kind();
+            state.since = SystemTime::now();
+        }
+        state.role = role;
+    }
+
+    fn answered(&self) {
+        let mut state = self.lock();
+        state.last_answer = Some(std::time::Instant::now());
+        if state.redis_error.take().is_some() {
+            tracing::warn!(username = %self.username, "Redis answers again");
+        }
+    }
+
+    fn redis_failed(&self, error: &StoreError) {
+        let mut state = self.lock();
+        if state.redis_error.is_none() {
+            tracing::warn!(username = %self.username, %error, "Redis does not answer; the session known is kept for one lease TTL");
+        }
+        state.redis_error = Some(Arc::from(error.to_string()));
+    }
+}
+
+impl Role {
+    pub(super) fn kind(&self) -> SessionRole {
+        match self {
+            Role::Starting => SessionRole::Starting,
+            Role::Follower => SessionRole::Follower,
+            Role::Owner { .. } => SessionRole::Owner,
+            Role::Alone { .. } => SessionRole::Alone,
+            Role::Unavailable(_) => SessionRole::Unavailable,
+        }
+    }
+}
+
+impl State {
+    pub(super) fn role_kind(&self) -> SessionRole {
+        self.role.kind()
+    }
+}
+
+/// A state as the owner published it (its display text).
+fn parse_state(text: &str) -> Option<SessionState> {
+    Some(match text {
+        "opening" => SessionState::Opening,
+        "read-only" => SessionState::ReadOnly,
+        "brokerage" => SessionState::Brokerage,
+        "competing" => SessionState::Competing,
+        "no bridge" => SessionState::NoBridge,
+        "expired" => SessionState::Expired,
+        "closed" => SessionState::Closed,
+        _ => return None,
+    })
+}
