@@ -25,12 +25,7 @@ pub fn source(
     signer: Signer,
     scope: Option<&str>,
 ) -> Result<Arc<RedisTokenSource>, Error> {
-    let key = EncryptionKey::from_env(REDIS_KEY_VAR).map_err(|e| {
-        Error::Config(format!(
-            "{e}; set {REDIS_KEY_VAR} to the fleet's key (32 random bytes in base64: `openssl \
-             rand -base64 32`)"
-        ))
-    })?;
+    let key = key()?;
     let identity = TokenIdentity::new(
         signer.client_id(),
         signer.key_id(),
@@ -48,4 +43,17 @@ pub fn source(
         .build()
         .map_err(|e| Error::Config(e.to_string()))?;
     Ok(Arc::new(source))
+}
+
+/// The fleet's encryption key from [`REDIS_KEY_VAR`].
+///
+/// # Errors
+/// [`Error::Config`] naming the variable when it is unset or not a key.
+pub fn key() -> Result<EncryptionKey, Error> {
+    EncryptionKey::from_env(REDIS_KEY_VAR).map_err(|e| {
+        Error::Config(format!(
+            "{e}; set {REDIS_KEY_VAR} to the fleet's key (32 random bytes in base64: `openssl \
+             rand -base64 32`)"
+        ))
+    })
 }

@@ -230,6 +230,24 @@ pub struct GatewayArgs {
     /// The longest a call waits for its turn under IBKR's pacing before it is refused (429).
     #[arg(long, value_name = "MS", default_value_t = 2000, requires = "gateway")]
     pub max_wait_ms: u64,
+    /// With --redis, when Redis does not answer for a lease: `fail-closed` (default: no
+    /// session, calls get 503, since two sessions of one username compete) or `local` (each
+    /// host keeps or opens a session of its own until Redis answers again).
+    #[arg(long, value_enum, default_value_t = SessionFallbackArg::FailClosed, requires = "gateway")]
+    pub session_fallback: SessionFallbackArg,
+    /// With --redis, the session owner's lease in milliseconds: another gateway takes the
+    /// session over within a third more after the owner dies. The same on every gateway.
+    #[arg(long, value_name = "MS", default_value_t = 10_000, requires = "gateway")]
+    pub session_lease_ms: u64,
+}
+
+/// `--session-fallback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SessionFallbackArg {
+    /// No session while Redis is down (calls get 503 with the reason).
+    FailClosed,
+    /// Each host its own session while Redis is down (they may compete).
+    Local,
 }
 
 /// `ibkr-oauth exec`.

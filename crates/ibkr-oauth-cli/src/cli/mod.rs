@@ -10,7 +10,7 @@ use clap::{ArgAction, Parser, Subcommand};
 
 pub use client::{
     AssertionArgs, DoctorArgs, ExecArgs, GatewayArgs, JwkArgs, RedisArgs, RequestArgs, ServeArgs,
-    SignerArgs, TokenArgs,
+    SessionFallbackArg, SignerArgs, TokenArgs,
 };
 pub use local::{CompletionsArgs, DemoArgs, KeyFileArgs, KeygenArgs, SandboxArgs};
 pub use session::{OpenArgs, SessionAction, SessionArgs, TokenArgs as SessionTokenArgs};

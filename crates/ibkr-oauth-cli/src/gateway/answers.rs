@@ -6,10 +6,11 @@ use std::time::UNIX_EPOCH;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ibkr_oauth::session::{SessionState, SessionStatus};
+use ibkr_oauth::session::SessionState;
 use serde_json::{Value, json};
 
 use super::Gateway;
+use super::held::View;
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
@@ -21,18 +22,21 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// IBKR's `authStatus` object for the held session.
-fn auth_status_of(status: &SessionStatus) -> Value {
+fn auth_status_of(status: &View) -> Value {
     json!({
-        "authenticated": status.state == SessionState::Brokerage,
-        "competing": status.state == SessionState::Competing,
-        "connected": status.state.is_open(),
+        "authenticated": status.is(SessionState::Brokerage),
+        "competing": status.is(SessionState::Competing),
+        "connected": status.is_open(),
         "message": status.reason.as_deref().unwrap_or(""),
         "MAC": "",
         "serverInfo": {},
     })
 }
 
-fn state_label(state: SessionState) -> &'static str {
+fn state_label(state: Option<SessionState>) -> &'static str {
+    let Some(state) = state else {
+        return "none";
+    };
     match state {
         SessionState::Opening => "opening",
         SessionState::ReadOnly => "read_only",
@@ -46,7 +50,7 @@ fn state_label(state: SessionState) -> &'static str {
 }
 
 /// Sets the session-state gauge (1 for the current state, 0 for the others).
-pub(super) fn record_session_state(status: &SessionStatus) {
+pub(super) fn record_session_state(status: &View) {
     for state in [
         SessionState::Opening,
         SessionState::ReadOnly,
@@ -56,8 +60,8 @@ pub(super) fn record_session_state(status: &SessionStatus) {
         SessionState::Expired,
         SessionState::Closed,
     ] {
-        let value = if state == status.state { 1.0 } else { 0.0 };
-        metrics::gauge!("ibkr_oauth_session_state", "state" => state_label(state)).set(value);
+        let value = if status.is(state) { 1.0 } else { 0.0 };
+        metrics::gauge!("ibkr_oauth_session_state", "state" => state_label(Some(state))).set(value);
     }
 }
 
@@ -68,8 +72,8 @@ fn answered(endpoint: &'static str) {
 /// `tickle`: what IBKR's keep-alive answers, from the session the gateway keeps alive itself.
 pub(super) async fn tickle(State(gateway): State<Gateway>) -> Response {
     answered("tickle");
-    let status = gateway.inner.session.status();
-    if !status.state.is_open() {
+    let status = gateway.inner.session.view();
+    if !status.is_open() {
         return json_response(
             StatusCode::UNAUTHORIZED,
             &json!({"error": format!("no session ({})", state_label(status.state))}),
@@ -79,7 +83,7 @@ pub(super) async fn tickle(State(gateway): State<Gateway>) -> Response {
         StatusCode::OK,
         &json!({
             "session": "ibkr-oauth-gateway",
-            "collission": status.state == SessionState::Competing,
+            "collission": status.is(SessionState::Competing),
             "userId": 0,
             "iserver": {"authStatus": auth_status_of(&status)},
         }),
@@ -89,7 +93,7 @@ pub(super) async fn tickle(State(gateway): State<Gateway>) -> Response {
 /// `iserver/auth/status`.
 pub(super) async fn auth_status(State(gateway): State<Gateway>) -> Response {
     answered("auth_status");
-    let status = gateway.inner.session.status();
+    let status = gateway.inner.session.view();
     let mut body = auth_status_of(&status);
     body["fail"] = json!("");
     json_response(StatusCode::OK, &body)
@@ -98,11 +102,11 @@ pub(super) async fn auth_status(State(gateway): State<Gateway>) -> Response {
 /// `sso/validate`.
 pub(super) async fn validate(State(gateway): State<Gateway>) -> Response {
     answered("sso_validate");
-    let status = gateway.inner.session.status();
-    let username = gateway.inner.session.config().credential().to_owned();
+    let status = gateway.inner.session.view();
+    let username = gateway.inner.session.username().to_owned();
     json_response(
         StatusCode::OK,
-        &json!({"RESULT": status.state.is_open(), "USER_NAME": username}),
+        &json!({"RESULT": status.is_open(), "USER_NAME": username}),
     )
 }
 
@@ -115,12 +119,12 @@ pub(super) async fn logout() -> Response {
 
 /// `/healthz`: the session's state.
 pub(super) async fn healthz(State(gateway): State<Gateway>) -> Response {
-    let status = gateway.inner.session.status();
+    let status = gateway.inner.session.view();
     let since = status
         .since
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let code = if status.state.is_open() {
+    let code = if status.is_open() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -128,15 +132,19 @@ pub(super) async fn healthz(State(gateway): State<Gateway>) -> Response {
     json_response(
         code,
         &json!({
-            "status": if status.state.is_open() { "ok" } else { "unavailable" },
+            "status": if status.is_open() { "ok" } else { "unavailable" },
             "session": {
                 "state": state_label(status.state),
-                "authenticated": status.state == SessionState::Brokerage,
-                "competing": status.state == SessionState::Competing,
+                "authenticated": status.is(SessionState::Brokerage),
+                "competing": status.is(SessionState::Competing),
                 "stale": status.stale,
                 "reason": status.reason.as_deref(),
                 "since": since,
-                "username": gateway.inner.session.config().credential(),
+                "username": gateway.inner.session.username(),
+                // With --redis: this process's part in the fleet's one session.
+                "role": status.role.map(|(role, _)| role.to_string()),
+                "fence": status.role.map(|(_, fence)| fence),
+                "code": status.error.as_ref().map(|e| e.code()),
             },
             "pacing": {
                 "admitted": gateway.inner.pacer.stats().admitted,

@@ -7,11 +7,28 @@ use axum::http::header::{
     RETRY_AFTER, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ibkr_oauth::pacing::PacingError;
 
 use super::{Gateway, MAX_BODY_BYTES};
 use crate::agent::{SECRET_HEADER, problem};
+
+/// A problem+json answer with a `code` member (a stable name of the failure).
+fn problem_with_code(status: StatusCode, detail: &str, code: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
 
 /// Headers that belong to one connection, not to the message (RFC 9110 7.6.1), plus the ones
 /// the gateway sets itself.
@@ -169,6 +186,17 @@ pub(super) async fn forward(State(gateway): State<Gateway>, request: Request) ->
             }
             count(&endpoint, 503);
             tracing::warn!(error = %error, "gateway: no session to forward with");
+            let shared = error
+                .downcast_ref::<ibkr_oauth::Error>()
+                .and_then(ibkr_oauth_redis::SharedSessionError::find);
+            if let Some(shared) = shared {
+                // The fleet's session (--redis): say which failure, with its stable code.
+                return problem_with_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &ibkr_oauth::sanitize(&shared.to_string(), 500),
+                    shared.code(),
+                );
+            }
             problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!(

@@ -18,6 +18,9 @@
 
 mod answers;
 mod forward;
+mod held;
+
+pub use held::HeldSession;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +32,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use ibkr_oauth::pacing::{Paced, Pacer};
-use ibkr_oauth::session::{Session, SessionSource};
+use ibkr_oauth::session::SessionSource;
 use ibkr_oauth::{ExposeSecret, SecretString, TokenSource};
 use reqwest_middleware::ClientWithMiddleware;
 
@@ -48,7 +51,7 @@ pub struct Gateway {
 }
 
 struct Inner {
-    session: Session,
+    session: HeldSession,
     pacer: Arc<dyn Pacer>,
     /// reqwest with the session's SSO bearer on `/v1/api` (401 and no bridge healed once)
     /// and the pacer inside it.
@@ -61,13 +64,15 @@ struct Inner {
 }
 
 impl Gateway {
-    /// A gateway to `upstream` (IBKR's base URL) holding `session`, pacing with `pacer`;
-    /// `tokens` authorises the `/gw/api` calls.
+    /// A gateway to `upstream` (IBKR's base URL) holding `session` (its own
+    /// [`Session`](ibkr_oauth::session::Session), or the fleet's
+    /// [`SharedSession`](ibkr_oauth_redis::SharedSession)), pacing with `pacer`; `tokens`
+    /// authorises the `/gw/api` calls.
     ///
     /// # Errors
     /// [`Error::Config`] for an upstream URL the middlewares refuse (not https, unless loopback).
     pub fn new(
-        session: Session,
+        session: impl Into<HeldSession>,
         tokens: Arc<dyn TokenSource>,
         pacer: Arc<dyn Pacer>,
         upstream: &str,
@@ -80,7 +85,8 @@ impl Gateway {
             .build()
             .map_err(|e| Error::Agent(format!("could not make the HTTP client ({e})")))?;
         let config = |e: ibkr_oauth::ConfigError| Error::Config(e.to_string());
-        let source: Arc<dyn SessionSource> = Arc::new(session.clone());
+        let session = session.into();
+        let source: Arc<dyn SessionSource> = session.source();
         let api = reqwest_middleware::ClientBuilder::new(http)
             .with(ibkr_oauth::middleware::SessionAuth::from_arc(source, upstream).map_err(config)?)
             .with(Paced::new(Arc::clone(&pacer), upstream).map_err(config)?)
@@ -95,6 +101,11 @@ impl Gateway {
                 metrics,
             }),
         })
+    }
+
+    /// The session it holds.
+    pub fn session(&self) -> &HeldSession {
+        &self.inner.session
     }
 
     /// The routes, guarded by `secret` (loopback TCP listeners but the CP-compatible one).
@@ -167,7 +178,7 @@ async fn render_metrics(State(gateway): State<Gateway>) -> Response {
     metrics::counter!("ibkr_oauth_pacing_waited_total").absolute(stats.waited);
     metrics::counter!("ibkr_oauth_pacing_refused_total").absolute(stats.refused);
     metrics::counter!("ibkr_oauth_pacing_429_total").absolute(stats.paused);
-    answers::record_session_state(&gateway.inner.session.status());
+    answers::record_session_state(&gateway.inner.session.view());
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -9,16 +9,16 @@ use std::time::Duration;
 use ibkr_oauth::pacing::{Governor, Limit, Pacer, PacingTable};
 use ibkr_oauth::session::{Session, SessionConfig};
 use ibkr_oauth::{Signer, TokenSource};
-use ibkr_oauth_redis::RedisPacer;
+use ibkr_oauth_redis::{RedisPacer, SessionFallback, SharedSession};
 use tokio::sync::watch;
 
 use super::super::emit;
 use super::super::sandbox::StopSignals;
 use crate::agent::{Bound, Limits};
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, SessionFallbackArg};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, HeldSession};
 
 /// Builds the session (and opens it: a failure is logged, the keeper goes on trying) and the
 /// pacer: in Redis with `--redis` (one budget for the fleet, failing closed when Redis is
@@ -37,10 +37,14 @@ pub(super) async fn start(
         config = config.ip(ip.clone());
     }
     let config = config.build().map_err(config_error)?;
-    let session = Session::builder(Arc::clone(&tokens), signer, config)
-        .base_url(settings.base_url())
-        .build()
-        .map_err(config_error)?;
+    let base_url = settings.base_url().to_owned();
+    let make = {
+        let tokens = Arc::clone(&tokens);
+        move || {
+            Session::builder(Arc::clone(&tokens), signer.clone(), config.clone())
+                .base_url(base_url.clone())
+        }
+    };
     let mut table = PacingTable::ibkr().max_wait(Duration::from_millis(args.gateway.max_wait_ms));
     if let Some(n) = args.gateway.max_per_second {
         // A burst of up to 5 within the budget: at most n in any second.
@@ -49,19 +53,39 @@ pub(super) async fn start(
     }
     let pacer: Arc<dyn Pacer> = match &args.redis.redis {
         Some(url) => Arc::new(
-            RedisPacer::builder(url.clone(), username, table)
+            RedisPacer::builder(url.clone(), username.clone(), table)
                 .build()
                 .map_err(|e| Error::Config(e.to_string()))?,
         ),
         None => Arc::new(Governor::new(table).map_err(config_error)?),
     };
-    match session.open().await {
-        Ok(status) => tracing::info!(%status, "gateway: session open"),
-        Err(error) => {
-            tracing::warn!(%error, "gateway: the session could not be opened yet; retrying on use")
+    let held: HeldSession = match &args.redis.redis {
+        // One session per username for every gateway on this Redis: elected owner, fenced.
+        Some(url) => {
+            let shared = SharedSession::builder(url.clone(), username, crate::redis::key()?, make)
+                .lease_ttl(Duration::from_millis(args.gateway.session_lease_ms))
+                .fallback(match args.gateway.session_fallback {
+                    SessionFallbackArg::FailClosed => SessionFallback::FailClosed,
+                    SessionFallbackArg::Local => SessionFallback::Local,
+                })
+                .build()
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let status = shared.start().await;
+            tracing::info!(role = %status.role, state = ?status.state, "gateway: the fleet's session");
+            shared.into()
         }
-    }
-    Gateway::new(session, tokens, pacer, settings.base_url(), metrics)
+        None => {
+            let session = make().build().map_err(config_error)?;
+            match session.open().await {
+                Ok(status) => tracing::info!(%status, "gateway: session open"),
+                Err(error) => {
+                    tracing::warn!(%error, "gateway: the session could not be opened yet; retrying on use")
+                }
+            }
+            session.into()
+        }
+    };
+    Gateway::new(held, tokens, pacer, settings.base_url(), metrics)
 }
 
 /// Serves the gateway on the agent's listener (with its secret on loopback TCP) and, with
@@ -127,6 +151,10 @@ pub(super) async fn serve(
     if let Some(cp) = cp {
         let _ = stopped.send(true);
         let _ = cp.await;
+    }
+    if let HeldSession::Shared(shared) = gateway.session() {
+        // Hands the session on at once (lease released, no logout).
+        shared.stop().await;
     }
     served
 }
