@@ -178,11 +178,11 @@ mod store; // the Redis commands and scripts, each within the timeout
 pub use error::Error;
 pub use identity::TokenIdentity;
 pub use key::{EncryptionKey, KEY_LEN};
+pub use pacer::{RedisPacer, RedisPacerBuilder, WhenRedisDown};
 pub use session::{
     DEFAULT_SESSION_LEASE_TTL, SessionFallback, SessionRole, SharedSession, SharedSessionBuilder,
     SharedSessionError, SharedStatus,
 };
-pub use pacer::{RedisPacer, RedisPacerBuilder, WhenRedisDown};
 pub use source::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_FAILURE_HOLD, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_TTL,
     RedisTokenSource, RedisTokenSourceBuilder,

@@ -237,7 +237,12 @@ pub struct GatewayArgs {
     pub session_fallback: SessionFallbackArg,
     /// With --redis, the session owner's lease in milliseconds: another gateway takes the
     /// session over within a third more after the owner dies. The same on every gateway.
-    #[arg(long, value_name = "MS", default_value_t = 10_000, requires = "gateway")]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 10_000,
+        requires = "gateway"
+    )]
     pub session_lease_ms: u64,
 }
 

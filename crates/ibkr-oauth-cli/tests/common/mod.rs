@@ -270,6 +270,14 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// Kills the server (SIGKILL) and waits for it: Redis is gone for its clients.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();

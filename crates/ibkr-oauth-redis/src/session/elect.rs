@@ -9,7 +9,9 @@ use ibkr_oauth::session::{Session, SessionState, SsoToken};
 
 use super::entry::{self, Published};
 use super::store::Renewed;
-use super::{Cached, ENTRY_TTL, Inner, Role, SessionFallback, SessionRole, SharedSessionError, State};
+use super::{
+    Cached, ENTRY_TTL, Inner, Role, SessionFallback, SessionRole, SharedSessionError, State,
+};
 use crate::conn::StoreError;
 
 /// Starts the background rounds (holding the session weakly: the last handle's drop ends them).
@@ -58,7 +60,13 @@ impl Inner {
         let sealed = self.seal(session, fence);
         let renewed = self
             .store
-            .renew(&self.holder, fence, self.lease_ttl, sealed.as_deref(), ENTRY_TTL)
+            .renew(
+                &self.holder,
+                fence,
+                self.lease_ttl,
+                sealed.as_deref(),
+                ENTRY_TTL,
+            )
             .await;
         match renewed {
             Ok(Renewed::Held(refused)) => {
@@ -126,11 +134,17 @@ impl Inner {
     /// Took the lease: keep this host's own session (after a Redis outage), adopt the
     /// published one, or open one; in the background, so the heartbeat goes on meanwhile.
     async fn become_owner(self: &Arc<Self>, fence: u64) {
-        self.fence.alone.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.fence
+            .alone
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let previous = std::mem::replace(&mut self.lock().role, Role::Starting);
         if let Role::Alone { session } = previous {
             tracing::info!(username = %self.username, fence, "Redis answers again; this host's own session becomes the fleet's");
-            self.set_role(Role::Owner { session, fence, adopting: false });
+            self.set_role(Role::Owner {
+                session,
+                fence,
+                adopting: false,
+            });
             return;
         }
         let published = match self.store.read().await {
@@ -151,7 +165,11 @@ impl Inner {
         };
         let adopting = published.is_some();
         tracing::info!(username = %self.username, fence, adopting, "this process owns the fleet's session now");
-        self.set_role(Role::Owner { session: session.clone(), fence, adopting });
+        self.set_role(Role::Owner {
+            session: session.clone(),
+            fence,
+            adopting,
+        });
         let this = Arc::clone(self);
         let task = tokio::spawn(async move {
             let outcome = match published {
@@ -160,7 +178,9 @@ impl Inner {
             };
             match outcome {
                 Ok(status) => tracing::info!(%status, "owner: session ready"),
-                Err(error) => tracing::warn!(%error, "owner: the session is not open yet; the keeper retries"),
+                Err(error) => {
+                    tracing::warn!(%error, "owner: the session is not open yet; the keeper retries")
+                }
             }
             if let Role::Owner { adopting, .. } = &mut this.lock().role {
                 *adopting = false;
@@ -204,9 +224,10 @@ impl Inner {
             return; // another username's, or an old owner's put back
         }
         state.highest_fence = published.fence;
-        let same = state.cached.as_ref().is_some_and(|c| {
-            c.token.secret().expose_secret() == published.token.expose_secret()
-        });
+        let same = state
+            .cached
+            .as_ref()
+            .is_some_and(|c| c.token.secret().expose_secret() == published.token.expose_secret());
         let token = match state.cached.take() {
             Some(cached) if same => cached.token,
             _ => Arc::new(SsoToken::new(published.token)),
@@ -245,11 +266,15 @@ impl Inner {
         let role = std::mem::replace(&mut self.lock().role, Role::Starting);
         match (self.fallback, role) {
             (SessionFallback::Local, Role::Owner { session, .. } | Role::Alone { session }) => {
-                self.fence.alone.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.fence
+                    .alone
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 self.set_role(Role::Alone { session });
             }
             (SessionFallback::Local, _) => {
-                self.fence.alone.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.fence
+                    .alone
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 let session = match self.build_session() {
                     Ok(session) => session,
                     Err(error) => {
@@ -260,7 +285,9 @@ impl Inner {
                 };
                 let cached = self.lock().cached.take();
                 tracing::warn!(username = %self.username, "Redis is unavailable; this host holds a session of its own (--session-fallback local)");
-                self.set_role(Role::Alone { session: session.clone() });
+                self.set_role(Role::Alone {
+                    session: session.clone(),
+                });
                 tokio::spawn(async move {
                     let _ = match cached {
                         Some(c) => session.adopt(SsoToken::new(c.token.secret().clone())).await,

@@ -121,7 +121,10 @@ pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Publ
 }
 
 /// The fingerprint of an SSO token (for the refusal report: never the token itself).
-pub(crate) fn token_fingerprint(key: &EncryptionKey, token: &SecretString) -> [u8; FINGERPRINT_LEN] {
+pub(crate) fn token_fingerprint(
+    key: &EncryptionKey,
+    token: &SecretString,
+) -> [u8; FINGERPRINT_LEN] {
     fingerprint(key, token.expose_secret())
 }
 
@@ -163,11 +166,23 @@ mod tests {
         let key = EncryptionKey::from_bytes(&[1; 32]).unwrap();
         let sealed = seal(&key, "n:entry", &published()).unwrap();
         let other = EncryptionKey::from_bytes(&[2; 32]).unwrap();
-        assert!(open(&other, "n:entry", &sealed).unwrap_err().contains("another encryption key"));
-        assert!(open(&key, "m:entry", &sealed).unwrap_err().contains("damaged"));
+        assert!(
+            open(&other, "n:entry", &sealed)
+                .unwrap_err()
+                .contains("another encryption key")
+        );
+        assert!(
+            open(&key, "m:entry", &sealed)
+                .unwrap_err()
+                .contains("damaged")
+        );
         assert!(open(&key, "n:entry", &sealed[..5]).is_err());
         let mut token_entry = sealed.clone();
         token_entry[0] = 2; // an access token entry's format
-        assert!(open(&key, "n:entry", &token_entry).unwrap_err().contains("format"));
+        assert!(
+            open(&key, "n:entry", &token_entry)
+                .unwrap_err()
+                .contains("format")
+        );
     }
 }

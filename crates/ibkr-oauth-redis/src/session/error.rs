@@ -72,7 +72,14 @@ impl SharedSessionError {
 
     /// This error inside a facade error (its source), if it is one.
     pub fn find(error: &ibkr_oauth::Error) -> Option<&SharedSessionError> {
-        std::error::Error::source(error).and_then(|s| s.downcast_ref::<SharedSessionError>())
+        match error {
+            // The cause itself, not `source()`: that is the `Arc` around it.
+            ibkr_oauth::Error::Custom {
+                source: Some(cause),
+                ..
+            } => (**cause).downcast_ref::<SharedSessionError>(),
+            _ => None,
+        }
     }
 }
 

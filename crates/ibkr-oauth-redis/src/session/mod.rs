@@ -71,7 +71,9 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::key::EncryptionKey;
-use crate::source::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_KEY_PREFIX, check_name, open_client, redacted_url};
+use crate::source::{
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_KEY_PREFIX, check_name, open_client, redacted_url,
+};
 
 pub use error::SharedSessionError;
 use store::SessionStore;
@@ -267,12 +269,23 @@ impl SharedSession {
     /// background); as owner, waits for the session to be adopted or opened (bounded by the
     /// takeover bound). Returns the status then. Calling it again does nothing more.
     pub async fn start(&self) -> SharedStatus {
-        if self.inner.task.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+        if self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+        {
             return self.status();
         }
         self.inner.round().await;
         elect::spawn_loop(&self.inner);
-        let adoption = self.inner.adoption.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let adoption = self
+            .inner
+            .adoption
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(adoption) = adoption {
             let _ = tokio::time::timeout(self.takeover_bound(), adoption).await;
         }
@@ -283,7 +296,13 @@ impl SharedSession {
     /// next owner need not wait for it to expire) and lets go of the session without logging
     /// out (the next owner adopts it). A session of its own (alone) is closed.
     pub async fn stop(&self) {
-        if let Some(task) = self.inner.task.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(task) = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             task.abort();
         }
         self.inner.fence.close();
@@ -423,7 +442,12 @@ impl SharedSessionBuilder {
                     .into(),
             ));
         }
-        let store = SessionStore::new(client, &self.key_prefix, &self.username, self.command_timeout);
+        let store = SessionStore::new(
+            client,
+            &self.key_prefix,
+            &self.username,
+            self.command_timeout,
+        );
         Ok(SharedSession {
             inner: Arc::new(Inner {
                 store,

@@ -24,7 +24,9 @@ impl Inner {
     fn from(&self) -> From {
         let state = self.lock();
         match &state.role {
-            Role::Owner { session, adopting, .. } => match (&state.cached, adopting) {
+            Role::Owner {
+                session, adopting, ..
+            } => match (&state.cached, adopting) {
                 // Until the adoption is done, the published token is the one to use.
                 (Some(cached), true) => From::Published(Arc::clone(&cached.token)),
                 _ => From::Own(session.clone()),
@@ -81,7 +83,11 @@ impl Inner {
             return true; // already replaced
         }
         let fingerprint = entry::token_fingerprint(&self.key, token.secret());
-        if let Err(error) = self.store.report_refused(&fingerprint, self.lease_ttl).await {
+        if let Err(error) = self
+            .store
+            .report_refused(&fingerprint, self.lease_ttl)
+            .await
+        {
             tracing::debug!(%error, "could not report the refused SSO token to the owner");
         }
         let limit = self.lease_ttl + self.lease_ttl / 3;

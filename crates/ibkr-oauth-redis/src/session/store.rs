@@ -59,7 +59,12 @@ pub(crate) struct SessionStore {
 }
 
 impl SessionStore {
-    pub(crate) fn new(client: redis::Client, prefix: &str, username: &str, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        client: redis::Client,
+        prefix: &str,
+        username: &str,
+        timeout: Duration,
+    ) -> Self {
         // The braces make the four keys one hash slot (Redis Cluster runs the scripts then).
         let base = format!("{prefix}session:{{{username}}}");
         Self {
@@ -150,17 +155,18 @@ impl SessionStore {
     /// The sealed entry, if there is one.
     pub(crate) async fn read(&self) -> StoreResult<Option<Vec<u8>>> {
         self.conn
-            .run(|mut c| async move {
-                redis::cmd("GET")
-                    .arg(&self.entry)
-                    .query_async(&mut c)
-                    .await
-            })
+            .run(
+                |mut c| async move { redis::cmd("GET").arg(&self.entry).query_async(&mut c).await },
+            )
             .await
     }
 
     /// A follower's report that IBKR refused the token with this fingerprint.
-    pub(crate) async fn report_refused(&self, fingerprint: &[u8], ttl: Duration) -> StoreResult<()> {
+    pub(crate) async fn report_refused(
+        &self,
+        fingerprint: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<()> {
         let ms = millis(ttl);
         self.conn
             .run(|mut c| async move {

@@ -332,7 +332,9 @@ mod tests {
         let retryable: Vec<_> = every().iter().map(SessionError::is_retryable).collect();
         assert_eq!(
             retryable,
-            vec![false, true, false, false, true, false, false, false, false, false]
+            vec![
+                false, true, false, false, true, false, false, false, false, false
+            ]
         );
         assert!(every()[0].is_unauthorized());
         assert_eq!(every()[0].call(), Some(SessionCall::CreateSso));

@@ -21,10 +21,17 @@ async fn adopting_a_live_session_opens_nothing_and_keeps_it_alive() {
     assert_eq!(status.state, SessionState::Brokerage);
     assert_eq!(fake.count("tickle"), 1, "checked with one tickle");
     assert_eq!(fake.count("create"), 0, "no new SSO session");
-    assert_eq!(fake.count("init"), 0, "its brokerage session is open: no ssodh/init");
+    assert_eq!(
+        fake.count("init"),
+        0,
+        "its brokerage session is open: no ssodh/init"
+    );
     let held = s.held_token().unwrap();
     assert_eq!(token_text(&held), "sso-of-the-old-owner");
-    assert_eq!(token_text(&s.sso_token().await.unwrap()), "sso-of-the-old-owner");
+    assert_eq!(
+        token_text(&s.sso_token().await.unwrap()),
+        "sso-of-the-old-owner"
+    );
     // The keeper tickles it from now on.
     until(&fake, "tickle", 3).await;
     assert_eq!(fake.count("create"), 0);
@@ -50,7 +57,11 @@ async fn adopting_never_fights_a_competing_session_and_reopens_a_lost_bridge() {
         s.adopt(foreign("t")).await.unwrap().state,
         SessionState::Competing
     );
-    assert_eq!(fake.count("init"), 0, "a competing session is reported, not fought");
+    assert_eq!(
+        fake.count("init"),
+        0,
+        "a competing session is reported, not fought"
+    );
 
     let (fake, tokens) = (Arc::new(Fake::default()), Arc::new(Tokens::default()));
     fake.script("tickle", &[Answer::NotAuthenticated]);
@@ -60,7 +71,11 @@ async fn adopting_never_fights_a_competing_session_and_reopens_a_lost_bridge() {
         SessionState::Brokerage
     );
     assert_eq!(fake.count("create"), 0);
-    assert_eq!(fake.count("init"), 1, "the bridge nobody holds is opened again");
+    assert_eq!(
+        fake.count("init"),
+        1,
+        "the bridge nobody holds is opened again"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -87,7 +102,11 @@ async fn a_closed_fence_stops_the_keeper_and_every_opening() {
     allowed.store(false, Ordering::SeqCst);
     let before = fake.log.lock().unwrap().len();
     wait(10 * 60).await;
-    assert_eq!(fake.log.lock().unwrap().len(), before, "no call at all while fenced");
+    assert_eq!(
+        fake.log.lock().unwrap().len(),
+        before,
+        "no call at all while fenced"
+    );
     let other = session(&fake, &tokens, true, Compete::AtOpen);
     let gate = Arc::clone(&allowed);
     other.set_fence(Arc::new(move || gate.load(Ordering::SeqCst)));

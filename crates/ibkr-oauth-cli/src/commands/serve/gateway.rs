@@ -9,7 +9,7 @@ use std::time::Duration;
 use ibkr_oauth::pacing::{Governor, Limit, Pacer, PacingTable};
 use ibkr_oauth::session::{Session, SessionConfig};
 use ibkr_oauth::{Signer, TokenSource};
-use ibkr_oauth_redis::{RedisPacer, SessionFallback, SharedSession};
+use ibkr_oauth_redis::{RedisPacer, SessionFallback, SharedSession, WhenRedisDown};
 use tokio::sync::watch;
 
 use super::super::emit;
@@ -54,6 +54,12 @@ pub(super) async fn start(
     let pacer: Arc<dyn Pacer> = match &args.redis.redis {
         Some(url) => Arc::new(
             RedisPacer::builder(url.clone(), username.clone(), table)
+                // The session's fallback policy is the pacing's too: a host that may hold a
+                // session of its own while Redis is down paces it alone.
+                .when_redis_down(match args.gateway.session_fallback {
+                    SessionFallbackArg::FailClosed => WhenRedisDown::FailClosed,
+                    SessionFallbackArg::Local => WhenRedisDown::PaceAlone,
+                })
                 .build()
                 .map_err(|e| Error::Config(e.to_string()))?,
         ),
