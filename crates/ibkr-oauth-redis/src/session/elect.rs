@@ -365,7 +365,7 @@ impl State {
 }
 
 /// A state as the owner published it (its display text).
-fn parse_state(text: &str) -> Option<SessionState> {
+pub(super) fn parse_state(text: &str) -> Option<SessionState> {
     Some(match text {
         "opening" => SessionState::Opening,
         "read-only" => SessionState::ReadOnly,

@@ -19,7 +19,8 @@ const FORMAT: u8 = 0x53;
 const HEADER_LEN: usize = 1 + KEY_ID_LEN;
 const CIPHERTEXT_AT: usize = HEADER_LEN + NONCE_LEN;
 
-/// An SSO session as the owner publishes it.
+/// An SSO session as the owner publishes it (`Debug` redacts the token: `SecretString`).
+#[derive(Debug)]
 pub(crate) struct Published {
     pub(crate) token: SecretString,
     pub(crate) username: String,

@@ -1,58 +1,8 @@
-//! [`SharedSession`]: one IBKR session per username for a whole fleet, through Redis.
-//!
-//! IBKR allows one brokerage session per username: two processes that each open one take it
-//! from each other (the "competing" session). The processes sharing a `SharedSession` (same
-//! Redis, key prefix, username and [`EncryptionKey`]) elect one **owner** with a lease, the
-//! token lease's design:
-//!
-//! - the owner holds `<prefix>session:{<username>}:lease` (`SET NX PX`), renews it every third
-//!   of the [lease TTL](SharedSessionBuilder::lease_ttl), and at each renewal publishes the SSO
-//!   token sealed with the fleet's key (AES-256-GCM, as the access token's entry) in
-//!   `...:entry`. Only the owner opens the SSO session and the brokerage session, and tickles.
-//! - every other process **follows**: it reads the entry every third of the TTL and forwards
-//!   with that token; it never opens a session. A follower that sees IBKR refuse the token
-//!   reports it (`...:refused`, the token's HMAC fingerprint, never the token); the owner
-//!   opens a new session and publishes it.
-//! - **Takeover**: an owner that dies or pauses stops renewing; its lease ends after the TTL,
-//!   and the next follower to look takes it (within [`takeover_bound`](SharedSession::takeover_bound):
-//!   the TTL and a third of it, plus one tickle) and **adopts** the published session
-//!   ([`Session::adopt`]: one tickle; a new session only if IBKR says it has ended), so the
-//!   fleet's own session is never fought.
-//! - **Fencing**: each new owner raises `...:fence` (a counter); the heartbeat script writes
-//!   the entry only while the lease and the fence are still the writer's, so a paused former
-//!   owner that wakes cannot overwrite it. Before that, its session's
-//!   [fence](ibkr_oauth::session::SessionBuilder::fence) has closed: the owner counts its lease
-//!   valid for three quarters of the TTL after sending the renewal, by its own monotonic
-//!   clock, and a session past that neither tickles nor opens anything.
-//! - **Redis unavailable**: a process goes on with the session it knows for one lease TTL
-//!   after Redis last answered. Then, under [`SessionFallback::FailClosed`] (the default),
-//!   it gives [`SharedSessionError::RedisUnavailable`] and opens nothing (two sessions would
-//!   compete); under [`SessionFallback::Local`] it keeps (or adopts, or opens) a session of its
-//!   own, and rejoins the election when Redis answers again.
-//!
-//! ```no_run
-//! # async fn run(signer: ibkr_oauth::Signer, tokens: std::sync::Arc<dyn ibkr_oauth::TokenSource>)
-//! # -> Result<(), Box<dyn std::error::Error>> {
-//! use ibkr_oauth::session::{Session, SessionConfig, SessionSource};
-//! use ibkr_oauth_redis::{EncryptionKey, SharedSession};
-//!
-//! let config = SessionConfig::builder("my-ibkr-username").ip("203.0.113.7").brokerage(true).build()?;
-//! let shared = SharedSession::builder(
-//!     "redis://cache.internal:6379",
-//!     "my-ibkr-username",
-//!     EncryptionKey::from_env("IBKR_REDIS_KEY")?,
-//!     move || Session::builder(tokens.clone(), signer.clone(), config.clone()),
-//! )
-//! .build()?;
-//! let status = shared.start().await; // owner or follower
-//! println!("{} ({:?})", status.role, status.state);
-//! let sso = shared.sso_token().await?; // the fleet's one session
-//! # let _ = sso;
-//! shared.stop().await; // hands the session on without logging out
-//! # Ok(())
-//! # }
-//! ```
+//! [`SharedSession`]: one IBKR session per username for a whole fleet, through Redis; its
+//! docs say how. `elect` the rounds of the election · `source` what it hands out · `builder`
+//! · `store` the Redis keys and scripts · `entry` the sealed SSO token · `error`.
 
+mod builder;
 mod elect;
 mod entry;
 mod error;
@@ -69,12 +19,10 @@ use std::time::{Duration, SystemTime};
 use ibkr_oauth::session::{Session, SessionBuilder, SessionSource, SessionState, SsoToken};
 use tokio::sync::Notify;
 
-use crate::error::Error;
 use crate::key::EncryptionKey;
-use crate::source::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_KEY_PREFIX, check_name, open_client, redacted_url,
-};
+use crate::source::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_KEY_PREFIX};
 
+pub use builder::SharedSessionBuilder;
 pub use error::SharedSessionError;
 use store::SessionStore;
 
@@ -153,7 +101,61 @@ impl SharedStatus {
     }
 }
 
-/// One IBKR session per username for a fleet; see the [module docs](self). Cheap to clone.
+/// One IBKR session per username for a whole fleet, through Redis. Cheap to clone.
+///
+/// IBKR allows one brokerage session per username: two processes that each open one take it
+/// from each other (the "competing" session). The processes sharing a `SharedSession` (same
+/// Redis, key prefix, username and [`EncryptionKey`]) elect one **owner** with a lease, the
+/// token lease's design:
+///
+/// - the owner holds `<prefix>session:{<username>}:lease` (`SET NX PX`), renews it every third
+///   of the [lease TTL](SharedSessionBuilder::lease_ttl), and at each renewal publishes the SSO
+///   token sealed with the fleet's key (AES-256-GCM, as the access token's entry) in
+///   `...:entry`. Only the owner opens the SSO session and the brokerage session, and tickles.
+/// - every other process **follows**: it reads the entry every third of the TTL and forwards
+///   with that token; it never opens a session. A follower that sees IBKR refuse the token
+///   reports it (`...:refused`, the token's HMAC fingerprint, never the token); the owner
+///   opens a new session and publishes it.
+/// - **Takeover**: an owner that dies or pauses stops renewing; its lease ends after the TTL,
+///   and the next follower to look takes it (within [`takeover_bound`](SharedSession::takeover_bound):
+///   the TTL and a third of it, plus one tickle) and **adopts** the published session
+///   ([`Session::adopt`]: one tickle; a new session only if IBKR says it has ended), so the
+///   fleet's own session is never fought.
+/// - **Fencing**: each new owner raises `...:fence` (a counter); the heartbeat script writes
+///   the entry only while the lease and the fence are still the writer's, so a paused former
+///   owner that wakes cannot overwrite it. Before that, its session's
+///   [fence](ibkr_oauth::session::SessionBuilder::fence) has closed: the owner counts its lease
+///   valid for three quarters of the TTL after sending the renewal, by its own monotonic
+///   clock, and a session past that neither tickles nor opens anything.
+/// - **Redis unavailable**: a process goes on with the session it knows for one lease TTL
+///   after Redis last answered. Then, under [`SessionFallback::FailClosed`] (the default),
+///   it gives [`SharedSessionError::RedisUnavailable`] and opens nothing (two sessions would
+///   compete); under [`SessionFallback::Local`] it keeps (or adopts, or opens) a session of its
+///   own, and rejoins the election when Redis answers again.
+///
+/// ```no_run
+/// # async fn run(signer: ibkr_oauth::Signer, tokens: std::sync::Arc<dyn ibkr_oauth::TokenSource>)
+/// # -> Result<(), Box<dyn std::error::Error>> {
+/// use ibkr_oauth::session::{Session, SessionConfig, SessionSource};
+/// use ibkr_oauth_redis::{EncryptionKey, SharedSession};
+///
+/// let config = SessionConfig::builder("my-ibkr-username").ip("203.0.113.7").brokerage(true).build()?;
+/// let shared = SharedSession::builder(
+///     "redis://cache.internal:6379",
+///     "my-ibkr-username",
+///     EncryptionKey::from_env("IBKR_REDIS_KEY")?,
+///     move || Session::builder(tokens.clone(), signer.clone(), config.clone()),
+/// )
+/// .build()?;
+/// let status = shared.start().await; // owner or follower
+/// println!("{} ({:?})", status.role, status.state);
+/// let sso = shared.sso_token().await?; // the fleet's one session
+/// # let _ = sso;
+/// shared.stop().await; // hands the session on without logging out
+/// # Ok(())
+/// # }
+/// ```
+
 #[derive(Clone)]
 pub struct SharedSession {
     inner: Arc<Inner>,
@@ -372,123 +374,6 @@ impl fmt::Debug for SharedSession {
             .field("lease", &self.inner.store.lease_key())
             .field("key", &self.inner.key)
             .field("role", &self.role())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Configures a [`SharedSession`]; [`build`](Self::build) checks everything, no I/O.
-#[must_use = "a builder does nothing until build() is called"]
-pub struct SharedSessionBuilder {
-    redis_url: String,
-    username: String,
-    key: EncryptionKey,
-    make: MakeSession,
-    key_prefix: String,
-    lease_ttl: Duration,
-    command_timeout: Duration,
-    fallback: SessionFallback,
-}
-
-impl SharedSessionBuilder {
-    /// The prefix of the Redis keys (default `ibkr-oauth:`).
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.key_prefix = prefix.into();
-        self
-    }
-
-    /// The owner's lease TTL (default 10 s, at least 300 ms): the takeover bound is a third
-    /// more. Every process of the fleet should use the same.
-    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
-        self
-    }
-
-    /// The bound on each Redis command (default 500 ms); keep it well under the lease TTL.
-    pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout;
-        self
-    }
-
-    /// What to do when Redis does not answer (default [`SessionFallback::FailClosed`]).
-    pub fn fallback(mut self, fallback: SessionFallback) -> Self {
-        self.fallback = fallback;
-        self
-    }
-
-    /// Checks the settings and builds the shared session (no I/O until
-    /// [`start`](SharedSession::start)).
-    ///
-    /// # Errors
-    /// [`Error::InvalidUrl`] for a URL that is not `redis://` or `rediss://` with a host;
-    /// [`Error::InvalidConfig`] for an empty or odd username or prefix, a lease TTL under
-    /// 300 ms, or a command timeout that is zero or not under a third of the lease TTL.
-    pub fn build(self) -> Result<SharedSession, Error> {
-        let redis = redacted_url(&self.redis_url)?;
-        let client = open_client(&self.redis_url, None)?;
-        check_name("username", &self.username, false)?;
-        check_name("key prefix", &self.key_prefix, true)?;
-        if self.username.contains(['{', '}']) {
-            return Err(Error::InvalidConfig("the username holds braces".into()));
-        }
-        if self.lease_ttl < Duration::from_millis(300) {
-            return Err(Error::InvalidConfig(
-                "the session lease TTL is under 300 ms; use a few seconds (default 10 s)".into(),
-            ));
-        }
-        if self.command_timeout.is_zero() || self.command_timeout >= self.lease_ttl / 3 {
-            return Err(Error::InvalidConfig(
-                "the command timeout must be positive and under a third of the session lease \
-                 TTL (a renewal must fit in its turn)"
-                    .into(),
-            ));
-        }
-        let store = SessionStore::new(
-            client,
-            &self.key_prefix,
-            &self.username,
-            self.command_timeout,
-        );
-        Ok(SharedSession {
-            inner: Arc::new(Inner {
-                store,
-                key: self.key,
-                username: self.username,
-                holder: crate::shared::holder_id(),
-                lease_ttl: self.lease_ttl,
-                fallback: self.fallback,
-                redis,
-                make: self.make,
-                fence: Arc::new(FenceClock {
-                    base: std::time::Instant::now(),
-                    valid_until_ms: AtomicU64::new(0),
-                    alone: AtomicBool::new(false),
-                }),
-                state: Mutex::new(State {
-                    role: Role::Starting,
-                    cached: None,
-                    highest_fence: 0,
-                    last_answer: None,
-                    redis_error: None,
-                    unreadable: None,
-                    shown: SessionRole::Starting,
-                    since: SystemTime::now(),
-                }),
-                changed: Notify::new(),
-                wake: Arc::new(Notify::new()),
-                task: Mutex::new(None),
-                adoption: Mutex::new(None),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for SharedSessionBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedSessionBuilder")
-            .field("username", &self.username)
-            .field("key", &self.key)
-            .field("lease_ttl", &self.lease_ttl)
-            .field("fallback", &self.fallback)
             .finish_non_exhaustive()
     }
 }
