@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
 use super::store::SessionStore;
-use super::{FenceClock, Inner, MakeSession, Role, SessionFallback, SessionRole, SharedSession, State};
+use super::{
+    FenceClock, Inner, MakeSession, Role, SessionFallback, SessionRole, SharedSession, State,
+};
 use crate::error::Error;
 use crate::key::EncryptionKey;
 use crate::source::{check_name, open_client, redacted_url};
@@ -129,4 +131,3 @@ impl fmt::Debug for SharedSessionBuilder {
             .finish_non_exhaustive()
     }
 }
-

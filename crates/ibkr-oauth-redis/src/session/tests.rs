@@ -67,7 +67,10 @@ fn the_fence_holds_until_its_deadline_or_alone() {
     fence.extend_to(std::time::Instant::now() + Duration::from_secs(60));
     assert!(fence.allows());
     fence.extend_to(std::time::Instant::now() - Duration::from_millis(1));
-    assert!(!fence.allows(), "past the deadline (a pause past the lease)");
+    assert!(
+        !fence.allows(),
+        "past the deadline (a pause past the lease)"
+    );
     fence.alone.store(true, Ordering::SeqCst);
     assert!(fence.allows(), "alone: its own session");
     fence.close();
@@ -132,11 +135,17 @@ fn the_typed_error_is_found_inside_the_facades() {
     let mut codes = std::collections::BTreeSet::new();
     for error in errors {
         let text = error.to_string();
-        assert!(text.contains("; ") || text.contains(": "), "says what to do: {text}");
+        assert!(
+            text.contains("; ") || text.contains(": "),
+            "says what to do: {text}"
+        );
         let outer = ibkr_oauth::Error::from(error.clone());
         assert_eq!(outer.kind(), error.kind());
         assert_eq!(SharedSessionError::find(&outer), Some(&error));
-        assert!(!outer.to_string().contains(&text), "the cause is not repeated");
+        assert!(
+            !outer.to_string().contains(&text),
+            "the cause is not repeated"
+        );
         codes.insert(error.code());
     }
     assert_eq!(codes.len(), 4, "one code each");

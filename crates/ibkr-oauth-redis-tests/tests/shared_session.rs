@@ -1,0 +1,150 @@
+//! The election of one session owner per username ([`SharedSession`]) against a real Redis and
+//! the sandbox, in one process (each `SharedSession` is its own member: its own holder id and
+//! connection, as a separate process would have): the owner's lease and fencing token, the
+//! takeover that adopts the session, and a former owner that the fencing token stops even when
+//! the lease looks like its own again. Real processes: the CLI's `tests/gateway_fleet.rs`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ibkr_oauth::provider::TokenProvider;
+use ibkr_oauth::session::{Session, SessionConfig, SessionSource};
+use ibkr_oauth::{ExposeSecret, Signer};
+use ibkr_oauth_redis::{EncryptionKey, SessionRole, SharedSession};
+use ibkr_oauth_redis_tests::{CLIENT, Fleet, KID, LIMIT, RedisServer};
+
+const USER: &str = "alice";
+
+fn member(fleet: &Fleet, redis: &RedisServer) -> SharedSession {
+    let tokens = Arc::new(TokenProvider::with_fetch(fleet.fetch()).build().unwrap());
+    let signer = Signer::builder(CLIENT, KID, fleet.key.clone())
+        .build()
+        .unwrap();
+    let config = SessionConfig::builder(USER)
+        .ip("127.0.0.1")
+        .brokerage(true)
+        .build()
+        .unwrap();
+    let base = fleet.sandbox.base_url();
+    let key = EncryptionKey::from_base64(&fleet.encryption_key).unwrap();
+    SharedSession::builder(redis.url(), USER, key, move || {
+        Session::builder(Arc::clone(&tokens), signer.clone(), config.clone()).base_url(base.clone())
+    })
+    .lease_ttl(Duration::from_millis(900))
+    .command_timeout(Duration::from_millis(250))
+    .build()
+    .unwrap()
+}
+
+fn sent(fleet: &Fleet, path: &str) -> usize {
+    fleet
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .count()
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < LIMIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_owner_opens_the_followers_use_its_token() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::start(Duration::from_secs(3600)).await;
+    let a = member(&fleet, &redis);
+    let b = member(&fleet, &redis);
+    assert_eq!(a.start().await.role, SessionRole::Owner);
+    assert_eq!(b.start().await.role, SessionRole::Follower);
+    let owned = a.sso_token().await.unwrap();
+    let followed = b.sso_token().await.unwrap();
+    assert_eq!(
+        owned.secret().expose_secret(),
+        followed.secret().expose_secret()
+    );
+    // Nothing of the token in Redis in clear.
+    let keys: Vec<String> = redis.query(redis::cmd("KEYS").arg("*"));
+    for key in keys.iter().filter(|k| k.contains("session:")) {
+        let value: Vec<u8> = match redis.query::<Option<Vec<u8>>>(redis::cmd("GET").arg(key)) {
+            Some(v) => v,
+            None => continue,
+        };
+        let text = String::from_utf8_lossy(&value);
+        assert!(!text.contains(owned.secret().expose_secret()), "{key}");
+    }
+    assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 1);
+    assert_eq!(sent(&fleet, "/v1/api/iserver/auth/ssodh/init"), 1);
+    assert!(
+        b.open_brokerage().await.is_err(),
+        "a follower opens nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fencing_token_stops_a_former_owner_whose_lease_looks_like_its_own() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::start(Duration::from_secs(3600)).await;
+    let a = member(&fleet, &redis);
+    assert_eq!(a.start().await.role, SessionRole::Owner);
+    let token = a.sso_token().await.unwrap();
+    let lease = a.lease_key().to_owned();
+    let a_holder: String = redis.query(redis::cmd("GET").arg(&lease));
+    // A's lease "expires" (as after a pause): B takes over and adopts A's session.
+    let _: () = redis.query(redis::cmd("DEL").arg(&lease));
+    let b = member(&fleet, &redis);
+    let status = b.start().await;
+    assert_eq!(status.role, SessionRole::Owner);
+    assert_eq!(status.fence, 2);
+    let adopted = b.sso_token().await.unwrap();
+    assert_eq!(
+        adopted.secret().expose_secret(),
+        token.secret().expose_secret(),
+        "adopted, not re-opened"
+    );
+    // Split brain: the lease holds A's value again; only the fencing token tells A apart.
+    let _: () = redis.query(
+        redis::cmd("SET")
+            .arg(&lease)
+            .arg(&a_holder)
+            .arg("PX")
+            .arg(60_000),
+    );
+    until("A to step down", || a.role() == SessionRole::Follower).await;
+    until("A to follow B's session", || a.status().fence == 2).await;
+    assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 1);
+    assert_eq!(sent(&fleet, "/v1/api/iserver/auth/ssodh/init"), 1);
+    assert_eq!(
+        sent(&fleet, "/v1/api/logout"),
+        0,
+        "handed over, never logged out"
+    );
+    assert_eq!(fleet.sandbox.open_sessions(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_reported_and_the_owner_opens_a_new_one() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::start(Duration::from_secs(3600)).await;
+    let a = member(&fleet, &redis);
+    let b = member(&fleet, &redis);
+    a.start().await;
+    b.start().await;
+    let old = b.sso_token().await.unwrap();
+    fleet
+        .sandbox
+        .inject_session_fault(ibkr_oauth_sandbox::SessionFault::ExpireSessions);
+    // The follower saw a 401 with it: reported; the owner opens one new session for all.
+    assert!(b.invalidate(&old).await, "replaced");
+    let new = b.sso_token().await.unwrap();
+    assert_ne!(new.secret().expose_secret(), old.secret().expose_secret());
+    assert_eq!(
+        a.sso_token().await.unwrap().secret().expose_secret(),
+        new.secret().expose_secret()
+    );
+    assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 2);
+}
