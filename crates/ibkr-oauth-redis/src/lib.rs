@@ -112,6 +112,21 @@
 //! replaces a token the rest of the fleet can read. After a key rotation, processes with the
 //! new key fetch alone until the old entry expires (or is deleted by hand).
 //!
+//! # One session per username for the fleet
+//!
+//! IBKR allows one brokerage session per username; two processes that each open one compete
+//! for it. [`SharedSession`] elects one owner per username with a lease (the token lease's
+//! design, plus a fencing token raised by each new owner): the owner opens the SSO and
+//! brokerage session, tickles it, and publishes the SSO token sealed with the same
+//! [`EncryptionKey`]; the others forward with it as their
+//! [`SessionSource`](ibkr_oauth::session::SessionSource) and never open one. An owner that
+//! dies or pauses is replaced within [`SharedSession::takeover_bound`] (the lease TTL and a
+//! third of it, 13.3 s by default, plus one tickle), and the new owner adopts the published
+//! session ([`Session::adopt`](ibkr_oauth::session::Session::adopt)) rather than opening a
+//! competing one. When Redis does not answer for a lease TTL, [`SessionFallback`] decides:
+//! fail closed ([`SharedSessionError::RedisUnavailable`], the default) or a session of each
+//! host's own. `ibkr-oauth serve --gateway --redis` uses it.
+//!
 //! # Pacing for the fleet
 //!
 //! IBKR's pacing is per username, so a fleet must share one budget. [`RedisPacer`] is the
@@ -129,6 +144,10 @@
 //! | this process's memory | the token (in a `SecretString`), the derived keys |
 //! | Redis `<prefix><name>:token` | format version, key id (derived one-way from the key), a fingerprint (HMAC-SHA256 of the token under a key derived from yours), a random nonce, and the AES-256-GCM ciphertext of the token, its type, scopes and lifetime, the client id and scope set asked for, its issue time and expiry, authenticated together with the key name; expires with the token |
 //! | Redis `<prefix><name>:lease` | a random value naming the current fetcher; expires after the lease TTL |
+//! | Redis `<prefix>session:{<username>}:lease` | [`SharedSession`]: the session owner's random holder id; expires after the lease TTL unless renewed |
+//! | Redis `<prefix>session:{<username>}:fence` | the fencing token: raised by each new owner, never expires |
+//! | Redis `<prefix>session:{<username>}:entry` | the SSO token, the username, the owner's fencing token and the session's state, sealed (AES-256-GCM, the key name authenticated); written only by the current owner (one script checks lease and fence); expires 15 min after the last heartbeat |
+//! | Redis `<prefix>session:{<username>}:refused` | a follower's report that IBKR refused the token: its HMAC fingerprint, never the token |
 //! | Redis `<prefix>pace:{<username>}:...` | [`RedisPacer`]: each limit's next turn (µs of Redis's clock), each paused endpoint; expire when they no longer matter |
 //! | your secret store | the 32-byte [`EncryptionKey`]: never in Redis |
 //!
@@ -139,9 +158,9 @@
 //!
 //! Redis 6 or later, or Valkey. `redis://` or `rediss://` (TLS through rustls, with the
 //! system's root certificates), user name and password from the URL. The commands used:
-//! `GET`, `PTTL`, `SET` (with `NX`/`PX`), `EVALSHA`/`EVAL` (three one-key scripts) and the
-//! connection's handshake: an ACL user needs those on `<prefix>*` keys. Several clients or
-//! environments share one Redis under distinct [prefixes](RedisTokenSourceBuilder::key_prefix)
+//! `GET`, `PTTL`, `SET` (with `NX`/`PX`), `DEL`, `EVALSHA`/`EVAL` (scripts that also run
+//! `INCR` and `PEXPIRE`) and the connection's handshake: an ACL user needs those on
+//! `<prefix>*` keys. Several clients or environments share one Redis under distinct [prefixes](RedisTokenSourceBuilder::key_prefix)
 //! or cache names.
 //!
 //! # Observability
