@@ -1,7 +1,7 @@
 //! Several `ibkr-oauth serve --gateway --redis` processes for one username on one real Redis
 //! and one sandbox (with its pacing on): one session owner is elected, it alone opens the SSO
 //! and brokerage session, the others forward with the token it publishes; when the owner is
-//! killed (or paused), another takes over and adopts the session (no new one, no competing, no
+//! killed (while the sandbox holds tickles) or paused, another takes over and adopts the session (no new one, no competing, no
 //! 429) while the clients' calls keep working; when Redis is killed, the default policy fails
 //! closed with its typed error, and `--session-fallback local` keeps each host serving.
 //!
@@ -14,7 +14,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{REDIS_KEY, Redis, TestSandbox, closed_port, kill, wait_for};
-use ibkr_oauth_sandbox::SandboxPacing;
+use ibkr_oauth_sandbox::{SandboxPacing, SessionFault};
 use serde_json::Value;
 
 const USER: &str = "alice";
@@ -209,7 +209,7 @@ fn gateways_on_one_redis_open_one_session_for_the_username() {
 }
 
 #[test]
-fn the_owner_killed_another_takes_over_and_adopts_the_session() {
+fn the_owner_killed_while_ibkr_stalls_another_takes_over_and_adopts_the_session() {
     let redis = Redis::start();
     let sandbox = paced_sandbox();
     let mut gateways: Vec<Gateway> = (0..3)
@@ -220,6 +220,14 @@ fn the_owner_killed_another_takes_over_and_adopts_the_session() {
         .as_u64()
         .expect("a fence");
     let tickles_before = sent(&sandbox, "/v1/api/tickle");
+    // IBKR stalls: the next tickles (the new owner's check of the session it adopts) are held
+    // for longer than half the lease; the lease is renewed meanwhile and nothing is re-opened.
+    sandbox
+        .running
+        .inject_session_fault(SessionFault::SlowTickles {
+            times: 3,
+            delay: Duration::from_secs(2),
+        });
     let mut dead = gateways.remove(owner);
     let killed = Instant::now();
     dead.child.kill().expect("SIGKILL");

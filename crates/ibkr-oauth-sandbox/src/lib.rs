@@ -36,7 +36,7 @@
 //! A [`SessionFault`] makes what IBKR's users meet happen on demand: idle expiry (with a short
 //! [idle timeout](SandboxBuilder::session_idle_timeout) in tokio time), a competing login,
 //! `no bridge`, `failed to generate sso dh token`, staged decay, the nightly reset, an IP
-//! change. With [`tls`](SandboxBuilder::tls) on it serves `https` under a CA made at start.
+//! change, slow tickles. With [`tls`](SandboxBuilder::tls) on it serves `https` under a CA made at start.
 //!
 //! For tests it adds what IBKR cannot do on demand: [faults](Fault) on the next token
 //! requests, an adjustable clock (also sent as `Date`), a [log](RecordedRequest) of every

@@ -273,6 +273,10 @@ pub(super) async fn tickle(State(shared): State<Arc<Shared>>, request: Request) 
         Ok(found) => found,
         Err(refused) => return *refused,
     };
+    let delay = lock(&shared.sessions).tickle_delay();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let now = Instant::now();
     let (outcome, view) = {
         let mut sessions = lock(&shared.sessions);

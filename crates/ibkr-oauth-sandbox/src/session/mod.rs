@@ -88,6 +88,15 @@ pub enum SessionFault {
         /// How long the window lasts.
         lasts: Duration,
     },
+    /// IBKR is slow: the next `times` tickles are answered only after `delay` (tokio time),
+    /// as they would have been without it. For a client's takeover or keep-alive under a
+    /// stalling IBKR.
+    SlowTickles {
+        /// How many tickles are held.
+        times: usize,
+        /// How long each is held.
+        delay: Duration,
+    },
     /// Requests now come from `new_ip`: every SSO session bound to another IP ends (`401`), and
     /// `sso-sessions` is refused unless its body names `new_ip`.
     IpChange {

@@ -97,6 +97,8 @@ pub(crate) struct Sessions {
     caller_ip: Option<IpAddr>,
     reset_until: Option<Instant>,
     ssodh_failures: usize,
+    /// Tickles still to hold, and for how long each.
+    slow_tickles: (usize, std::time::Duration),
     /// `(client id, jti)` of sso-sessions bodies -> their `exp` (or the time they came).
     seen_jtis: HashMap<(String, String), i64>,
 }
@@ -112,6 +114,7 @@ impl Sessions {
             caller_ip: None,
             reset_until: None,
             ssodh_failures: 0,
+            slow_tickles: (0, std::time::Duration::ZERO),
             seen_jtis: HashMap::new(),
         }
     }
@@ -418,7 +421,18 @@ impl Sessions {
                 self.brokerage.clear();
             }
             SessionFault::IpChange { new_ip } => self.caller_ip = Some(new_ip),
+            SessionFault::SlowTickles { times, delay } => self.slow_tickles = (times, delay),
         }
+    }
+
+    /// How long to hold the tickle now being answered (a [`SessionFault::SlowTickles`]).
+    pub(crate) fn tickle_delay(&mut self) -> Option<std::time::Duration> {
+        let (left, delay) = &mut self.slow_tickles;
+        if *left == 0 {
+            return None;
+        }
+        *left -= 1;
+        Some(*delay)
     }
 }
 
@@ -530,6 +544,20 @@ mod tests {
         s.logout(b);
         assert_eq!(s.status(a, t), NONE);
         assert!(s.touch("b", t, 0).unwrap_err().0.contains("logged out"));
+    }
+
+    #[test]
+    fn slow_tickles_are_counted_down() {
+        let mut s = Sessions::new(SessionSettings::default());
+        assert_eq!(s.tickle_delay(), None);
+        let delay = std::time::Duration::from_secs(2);
+        s.apply(
+            SessionFault::SlowTickles { times: 2, delay },
+            Instant::now(),
+        );
+        assert_eq!(s.tickle_delay(), Some(delay));
+        assert_eq!(s.tickle_delay(), Some(delay));
+        assert_eq!(s.tickle_delay(), None);
     }
 
     #[test]
