@@ -148,3 +148,41 @@ async fn a_refused_token_is_reported_and_the_owner_opens_a_new_one() {
     );
     assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_owner_hands_the_session_on_without_logging_out() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::start(Duration::from_secs(3600)).await;
+    let a = member(&fleet, &redis);
+    assert_eq!(a.start().await.role, SessionRole::Owner);
+    let token = a.sso_token().await.unwrap();
+    a.stop().await;
+    // The lease is released at once: the next process owns it without waiting for the TTL,
+    // and adopts the session while IBKR holds its checking tickle.
+    fleet
+        .sandbox
+        .inject_session_fault(ibkr_oauth_sandbox::SessionFault::SlowTickles {
+            times: 1,
+            delay: Duration::from_secs(1),
+        });
+    let c = member(&fleet, &redis);
+    let starting = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    until("C to own", || c.role() == SessionRole::Owner).await;
+    let during = c.sso_token().await.unwrap();
+    assert_eq!(
+        during.secret().expose_secret(),
+        token.secret().expose_secret()
+    );
+    let status = starting.await.unwrap();
+    assert_eq!(status.fence, 2);
+    assert_eq!(
+        c.sso_token().await.unwrap().secret().expose_secret(),
+        token.secret().expose_secret(),
+        "adopted"
+    );
+    assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 1);
+    assert_eq!(sent(&fleet, "/v1/api/logout"), 0);
+}

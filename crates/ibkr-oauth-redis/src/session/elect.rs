@@ -110,7 +110,7 @@ impl Inner {
             Ok(None) => {
                 self.answered();
                 let previous = std::mem::replace(&mut self.lock().role, Role::Starting);
-                if let Role::Alone { session } = previous {
+                if let Role::Alone { session, .. } = previous {
                     tracing::warn!(username = %self.username, "Redis answers again and another process owns the session; closing this host's own");
                     self.fence.close();
                     let _ = session.close().await;
@@ -138,7 +138,7 @@ impl Inner {
             .alone
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let previous = std::mem::replace(&mut self.lock().role, Role::Starting);
-        if let Role::Alone { session } = previous {
+        if let Role::Alone { session, .. } = previous {
             tracing::info!(username = %self.username, fence, "Redis answers again; this host's own session becomes the fleet's");
             self.set_role(Role::Owner {
                 session,
@@ -163,26 +163,38 @@ impl Inner {
                 return;
             }
         };
-        let adopting = published.is_some();
-        tracing::info!(username = %self.username, fence, adopting, "this process owns the fleet's session now");
+        let token = published.map(|p| {
+            let secret = p.token.clone();
+            self.take(p); // the published token is the one to use while adopting it
+            secret
+        });
+        tracing::info!(username = %self.username, fence, adopting = token.is_some(), "this process owns the fleet's session now");
         self.set_role(Role::Owner {
             session: session.clone(),
             fence,
-            adopting,
+            adopting: token.is_some(),
         });
+        self.hold(session, token);
+    }
+
+    /// Adopts `token` (or opens a session) in the background, so the heartbeat goes on; until
+    /// it is done, callers get the published token (never a second session opened meanwhile).
+    fn hold(self: &Arc<Self>, session: Session, token: Option<secrecy::SecretString>) {
         let this = Arc::clone(self);
         let task = tokio::spawn(async move {
-            let outcome = match published {
-                Some(p) => session.adopt(SsoToken::new(p.token)).await,
+            let outcome = match token {
+                Some(token) => session.adopt(SsoToken::new(token)).await,
                 None => session.open().await,
             };
             match outcome {
-                Ok(status) => tracing::info!(%status, "owner: session ready"),
+                Ok(status) => tracing::info!(%status, "session ready"),
                 Err(error) => {
-                    tracing::warn!(%error, "owner: the session is not open yet; the keeper retries")
+                    tracing::warn!(%error, "the session is not open yet; the keeper retries")
                 }
             }
-            if let Role::Owner { adopting, .. } = &mut this.lock().role {
+            if let Role::Owner { adopting, .. } | Role::Alone { adopting, .. } =
+                &mut this.lock().role
+            {
                 *adopting = false;
             }
             this.wake.notify_one(); // publish at once
@@ -265,11 +277,17 @@ impl Inner {
     async fn redis_down(self: &Arc<Self>) {
         let role = std::mem::replace(&mut self.lock().role, Role::Starting);
         match (self.fallback, role) {
-            (SessionFallback::Local, Role::Owner { session, .. } | Role::Alone { session }) => {
+            (
+                SessionFallback::Local,
+                Role::Owner {
+                    session, adopting, ..
+                }
+                | Role::Alone { session, adopting },
+            ) => {
                 self.fence
                     .alone
                     .store(true, std::sync::atomic::Ordering::SeqCst);
-                self.set_role(Role::Alone { session });
+                self.set_role(Role::Alone { session, adopting });
             }
             (SessionFallback::Local, _) => {
                 self.fence
@@ -283,17 +301,17 @@ impl Inner {
                         return;
                     }
                 };
-                let cached = self.lock().cached.take();
+                let token = self
+                    .lock()
+                    .cached
+                    .as_ref()
+                    .map(|c| c.token.secret().clone());
                 tracing::warn!(username = %self.username, "Redis is unavailable; this host holds a session of its own (--session-fallback local)");
                 self.set_role(Role::Alone {
                     session: session.clone(),
+                    adopting: token.is_some(),
                 });
-                tokio::spawn(async move {
-                    let _ = match cached {
-                        Some(c) => session.adopt(SsoToken::new(c.token.secret().clone())).await,
-                        None => session.open().await,
-                    };
-                });
+                self.hold(session, token);
             }
             (SessionFallback::FailClosed, role) => {
                 if let Role::Owner { session, .. } = role {

@@ -219,6 +219,8 @@ enum Role {
     },
     Alone {
         session: Session,
+        /// As the owner's: the last published token is used until adopted.
+        adopting: bool,
     },
     Unavailable(SharedSessionError),
 }
@@ -316,7 +318,7 @@ impl SharedSession {
                     tracing::debug!(error = %e, "could not release the session lease; it expires by itself");
                 }
             }
-            Role::Alone { session } => {
+            Role::Alone { session, .. } => {
                 let _ = session.close().await;
             }
             _ => {}

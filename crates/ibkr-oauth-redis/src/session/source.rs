@@ -26,12 +26,12 @@ impl Inner {
         match &state.role {
             Role::Owner {
                 session, adopting, ..
-            } => match (&state.cached, adopting) {
+            }
+            | Role::Alone { session, adopting } => match (&state.cached, adopting) {
                 // Until the adoption is done, the published token is the one to use.
                 (Some(cached), true) => From::Published(Arc::clone(&cached.token)),
                 _ => From::Own(session.clone()),
             },
-            Role::Alone { session } => From::Own(session.clone()),
             Role::Unavailable(error) => From::Failed(error.clone()),
             Role::Follower | Role::Starting => match (&state.cached, &state.unreadable) {
                 (Some(cached), _) => From::Published(Arc::clone(&cached.token)),
@@ -118,7 +118,7 @@ impl Inner {
         let state = self.lock();
         let role = state.role_kind();
         let (session_state, stale, reason, error) = match &state.role {
-            Role::Owner { session, .. } | Role::Alone { session } => {
+            Role::Owner { session, .. } | Role::Alone { session, .. } => {
                 let status = session.status();
                 (Some(status.state), status.stale, status.reason, None)
             }
