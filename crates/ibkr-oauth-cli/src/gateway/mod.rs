@@ -10,8 +10,14 @@
 //! | `GET /v1/api/sso/validate` | from the held session: `RESULT`, `USER_NAME` |
 //! | `POST`/`GET /v1/api/logout` | `{"status": true}`: a client's logout does not end the session the others use |
 //! | any other `/v1/api/...`, `/gw/api/...` | forwarded to the configured upstream only (method, path, query, body, headers less hop-by-hop, `Host` and any client `Authorization`), paced, IBKR's answer returned as it is, streamed |
-//! | `GET /healthz` | the session's state (`200` while `/v1/api` calls can be made, else `503`) |
+//! | `GET /healthz` | the session's state (`200` while `/v1/api` calls can be made, else `503`); with `--redis` also this process's `role` (`owner`, `follower`, `alone`, `unavailable`), the owner's `fence` and the failure's `code` |
 //! | `GET /metrics` | with `--metrics`: Prometheus text |
+//!
+//! With `--redis` the session is the fleet's ([`HeldSession::Shared`],
+//! [`ibkr_oauth_redis::SharedSession`]): one gateway per username is the elected owner and
+//! opens and tickles it, the others forward with the SSO token it publishes in Redis; a call
+//! that finds no session gets `503` problem+json with a `code` (e.g.
+//! `shared_session_redis_unavailable`).
 //!
 //! Not an open proxy: only the configured upstream, only those two path prefixes; request
 //! bodies are capped ([`MAX_BODY_BYTES`]), upstream calls time out.
