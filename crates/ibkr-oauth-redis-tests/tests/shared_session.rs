@@ -186,3 +186,53 @@ async fn a_stopped_owner_hands_the_session_on_without_logging_out() {
     assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 1);
     assert_eq!(sent(&fleet, "/v1/api/logout"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_closed_then_the_fleet_rejoins_the_session_it_knew() {
+    let mut redis = RedisServer::start();
+    let fleet = Fleet::start(Duration::from_secs(3600)).await;
+    let a = member(&fleet, &redis);
+    let b = member(&fleet, &redis);
+    a.start().await;
+    b.start().await;
+    let token = b.sso_token().await.unwrap();
+    redis.kill();
+    for m in [&a, &b] {
+        until("fail closed", || m.role() == SessionRole::Unavailable).await;
+        let error = m.sso_token().await.unwrap_err();
+        assert!(
+            matches!(
+                ibkr_oauth_redis::SharedSessionError::find(&error),
+                Some(ibkr_oauth_redis::SharedSessionError::RedisUnavailable { .. })
+            ),
+            "{error:?}"
+        );
+        assert!(m.status().error.is_some());
+    }
+    // Redis back, empty: one owner again, adopting the session the fleet knew.
+    redis.restart_empty();
+    until("an owner", || {
+        [a.role(), b.role()] == [SessionRole::Owner, SessionRole::Follower]
+            || [a.role(), b.role()] == [SessionRole::Follower, SessionRole::Owner]
+    })
+    .await;
+    for m in [&a, &b] {
+        let started = Instant::now();
+        let again = loop {
+            match m.sso_token().await {
+                Ok(t) => break t,
+                Err(e) => assert!(started.elapsed() < LIMIT, "no token again: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            again.secret().expose_secret(),
+            token.secret().expose_secret()
+        );
+    }
+    assert_eq!(
+        sent(&fleet, "/gw/api/v1/sso-sessions"),
+        1,
+        "no second session"
+    );
+}

@@ -163,11 +163,19 @@ impl Inner {
                 return;
             }
         };
-        let token = published.map(|p| {
-            let secret = p.token.clone();
-            self.take(p); // the published token is the one to use while adopting it
-            secret
-        });
+        let token = match published {
+            Some(p) => {
+                let secret = p.token.clone();
+                self.take(p); // the published token is the one to use while adopting it
+                Some(secret)
+            }
+            // No entry (Redis lost its data): the session this process knew, if any.
+            None => self
+                .lock()
+                .cached
+                .as_ref()
+                .map(|c| c.token.secret().clone()),
+        };
         tracing::info!(username = %self.username, fence, adopting = token.is_some(), "this process owns the fleet's session now");
         self.set_role(Role::Owner {
             session: session.clone(),
@@ -315,12 +323,21 @@ impl Inner {
             }
             (SessionFallback::FailClosed, role) => {
                 if let Role::Owner { session, .. } = role {
+                    // Remembered (not used while unavailable): when Redis answers again with
+                    // its data lost, the next owner adopts it rather than opening another.
+                    if let Some(token) = session.held_token() {
+                        let status = session.status();
+                        self.lock().cached = Some(Cached {
+                            token,
+                            state: Some(status.state),
+                            stale: status.stale,
+                        });
+                    }
                     session.release();
                 }
                 self.fence.close();
                 let error = self.unavailable();
                 tracing::warn!(username = %self.username, %error, "failing closed");
-                self.lock().cached = None;
                 self.set_role(Role::Unavailable(error));
                 self.changed.notify_waiters();
             }
