@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ibkr_oauth::provider::TokenProvider;
-use ibkr_oauth::session::{Session, SessionConfig, SessionSource};
+use ibkr_oauth::session::{Session, SessionConfig, SessionSource, SsoToken};
 use ibkr_oauth::{ExposeSecret, Signer};
 use ibkr_oauth_redis::{EncryptionKey, SessionRole, SharedSession};
 use ibkr_oauth_redis_tests::{CLIENT, Fleet, KID, LIMIT, RedisServer};
@@ -34,6 +34,11 @@ fn member(fleet: &Fleet, redis: &RedisServer) -> SharedSession {
     .command_timeout(Duration::from_millis(250))
     .build()
     .unwrap()
+}
+
+/// Compares two SSO tokens' texts (never printing them).
+fn same(a: &SsoToken, b: &SsoToken) -> bool {
+    a.secret().expose_secret() == b.secret().expose_secret()
 }
 
 fn sent(fleet: &Fleet, path: &str) -> usize {
@@ -63,10 +68,7 @@ async fn one_owner_opens_the_followers_use_its_token() {
     assert_eq!(b.start().await.role, SessionRole::Follower);
     let owned = a.sso_token().await.unwrap();
     let followed = b.sso_token().await.unwrap();
-    assert_eq!(
-        owned.secret().expose_secret(),
-        followed.secret().expose_secret()
-    );
+    assert!(same(&owned, &followed), "the same SSO token");
     // Nothing of the token in Redis in clear.
     let keys: Vec<String> = redis.query(redis::cmd("KEYS").arg("*"));
     for key in keys.iter().filter(|k| k.contains("session:")) {
@@ -101,11 +103,7 @@ async fn the_fencing_token_stops_a_former_owner_whose_lease_looks_like_its_own()
     assert_eq!(status.role, SessionRole::Owner);
     assert_eq!(status.fence, 2);
     let adopted = b.sso_token().await.unwrap();
-    assert_eq!(
-        adopted.secret().expose_secret(),
-        token.secret().expose_secret(),
-        "adopted, not re-opened"
-    );
+    assert!(same(&adopted, &token), "adopted, not re-opened");
     // Split brain: the lease holds A's value again; only the fencing token tells A apart.
     let _: () = redis.query(
         redis::cmd("SET")
@@ -141,10 +139,10 @@ async fn a_refused_token_is_reported_and_the_owner_opens_a_new_one() {
     // The follower saw a 401 with it: reported; the owner opens one new session for all.
     assert!(b.invalidate(&old).await, "replaced");
     let new = b.sso_token().await.unwrap();
-    assert_ne!(new.secret().expose_secret(), old.secret().expose_secret());
-    assert_eq!(
-        a.sso_token().await.unwrap().secret().expose_secret(),
-        new.secret().expose_secret()
+    assert!(!same(&new, &old), "a new SSO token");
+    assert!(
+        same(&a.sso_token().await.unwrap(), &new),
+        "the same SSO token"
     );
     assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 2);
 }
@@ -172,17 +170,10 @@ async fn a_stopped_owner_hands_the_session_on_without_logging_out() {
     });
     until("C to own", || c.role() == SessionRole::Owner).await;
     let during = c.sso_token().await.unwrap();
-    assert_eq!(
-        during.secret().expose_secret(),
-        token.secret().expose_secret()
-    );
+    assert!(same(&during, &token), "the same SSO token");
     let status = starting.await.unwrap();
     assert_eq!(status.fence, 2);
-    assert_eq!(
-        c.sso_token().await.unwrap().secret().expose_secret(),
-        token.secret().expose_secret(),
-        "adopted"
-    );
+    assert!(same(&c.sso_token().await.unwrap(), &token), "adopted");
     assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 1);
     assert_eq!(sent(&fleet, "/v1/api/logout"), 0);
 }
@@ -225,10 +216,7 @@ async fn redis_down_fails_closed_then_the_fleet_rejoins_the_session_it_knew() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        assert_eq!(
-            again.secret().expose_secret(),
-            token.secret().expose_secret()
-        );
+        assert!(same(&again, &token), "the same SSO token");
     }
     assert_eq!(
         sent(&fleet, "/gw/api/v1/sso-sessions"),

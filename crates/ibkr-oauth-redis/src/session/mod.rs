@@ -292,6 +292,9 @@ impl SharedSession {
             .take();
         if let Some(adoption) = adoption {
             let _ = tokio::time::timeout(self.takeover_bound(), adoption).await;
+            if self.role() == SessionRole::Owner {
+                self.inner.round().await; // publish it now, not a third of the TTL later
+            }
         }
         self.status()
     }
@@ -308,6 +311,10 @@ impl SharedSession {
             .take()
         {
             task.abort();
+        }
+        // A last heartbeat first: the session as it is now is what the next owner adopts.
+        if self.role() == SessionRole::Owner {
+            self.inner.round().await;
         }
         self.inner.fence.close();
         let role = std::mem::replace(&mut self.inner.lock().role, Role::Starting);
