@@ -10,12 +10,16 @@ use std::time::{Duration, Instant};
 use ibkr_oauth::provider::TokenProvider;
 use ibkr_oauth::session::{Session, SessionConfig, SessionSource, SsoToken};
 use ibkr_oauth::{ExposeSecret, Signer};
-use ibkr_oauth_redis::{EncryptionKey, SessionRole, SharedSession};
+use ibkr_oauth_redis::{EncryptionKey, SessionFallback, SessionRole, SharedSession};
 use ibkr_oauth_redis_tests::{CLIENT, Fleet, KID, LIMIT, RedisServer};
 
 const USER: &str = "alice";
 
 fn member(fleet: &Fleet, redis: &RedisServer) -> SharedSession {
+    member_with(fleet, redis, SessionFallback::FailClosed)
+}
+
+fn member_with(fleet: &Fleet, redis: &RedisServer, fallback: SessionFallback) -> SharedSession {
     let tokens = Arc::new(TokenProvider::with_fetch(fleet.fetch()).build().unwrap());
     let signer = Signer::builder(CLIENT, KID, fleet.key.clone())
         .build()
@@ -32,6 +36,7 @@ fn member(fleet: &Fleet, redis: &RedisServer) -> SharedSession {
     })
     .lease_ttl(Duration::from_millis(900))
     .command_timeout(Duration::from_millis(250))
+    .fallback(fallback)
     .build()
     .unwrap()
 }
@@ -222,5 +227,46 @@ async fn redis_down_fails_closed_then_the_fleet_rejoins_the_session_it_knew() {
         sent(&fleet, "/gw/api/v1/sso-sessions"),
         1,
         "no second session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_fallback_keeps_the_fleets_session_and_rejoins_without_logging_it_out() {
+    let mut redis = RedisServer::start();
+    let fleet = Fleet::start(Duration::from_secs(3600)).await;
+    let a = member_with(&fleet, &redis, SessionFallback::Local);
+    let b = member_with(&fleet, &redis, SessionFallback::Local);
+    a.start().await;
+    b.start().await;
+    let token = b.sso_token().await.unwrap();
+    redis.kill();
+    for m in [&a, &b] {
+        until("alone", || m.role() == SessionRole::Alone).await;
+        assert!(
+            same(&m.sso_token().await.unwrap(), &token),
+            "the session it knew"
+        );
+    }
+    redis.restart_empty();
+    until("an owner and a follower", || {
+        let roles = [a.role(), b.role()];
+        roles.contains(&SessionRole::Owner) && roles.contains(&SessionRole::Follower)
+    })
+    .await;
+    for m in [&a, &b] {
+        assert!(
+            same(&m.sso_token().await.unwrap(), &token),
+            "the fleet's session"
+        );
+    }
+    assert_eq!(
+        sent(&fleet, "/gw/api/v1/sso-sessions"),
+        1,
+        "no session of a host's own"
+    );
+    assert_eq!(
+        sent(&fleet, "/v1/api/logout"),
+        0,
+        "the fleet's session was never logged out"
     );
 }

@@ -110,13 +110,13 @@ impl Inner {
             Ok(None) => {
                 self.answered();
                 let previous = std::mem::replace(&mut self.lock().role, Role::Starting);
-                if let Role::Alone { session, .. } = previous {
-                    tracing::warn!(username = %self.username, "Redis answers again and another process owns the session; closing this host's own");
-                    self.fence.close();
-                    let _ = session.close().await;
-                }
                 self.set_role(Role::Follower);
                 self.follow().await;
+                if let Role::Alone { session, .. } = previous {
+                    tracing::warn!(username = %self.username, "Redis answers again and another process owns the session; leaving this host's own");
+                    self.fence.close();
+                    self.leave(&session);
+                }
             }
             Err(error) => {
                 self.redis_failed(&error);
@@ -209,6 +209,13 @@ impl Inner {
             this.changed.notify_waiters();
         });
         *self.adoption.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+    }
+
+    /// Lets go of a session this host held alone, without logging out: it may be the fleet's
+    /// (adopted while Redis was down, or kept by the former owner), and a logout would end it
+    /// for all. One this host opened itself idles out at IBKR after a few minutes.
+    pub(super) fn leave(&self, session: &Session) {
+        session.release();
     }
 
     /// A session for this process, with the fence.

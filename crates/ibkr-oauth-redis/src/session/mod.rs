@@ -301,7 +301,7 @@ impl SharedSession {
 
     /// Leaves the fleet cleanly: stops the background rounds, releases the lease if held (the
     /// next owner need not wait for it to expire) and lets go of the session without logging
-    /// out (the next owner adopts it). A session of its own (alone) is closed.
+    /// out (the next owner adopts it), a session held alone too (it may be the fleet's).
     pub async fn stop(&self) {
         if let Some(task) = self
             .inner
@@ -325,9 +325,7 @@ impl SharedSession {
                     tracing::debug!(error = %e, "could not release the session lease; it expires by itself");
                 }
             }
-            Role::Alone { session, .. } => {
-                let _ = session.close().await;
-            }
+            Role::Alone { session, .. } => self.inner.leave(&session),
             _ => {}
         }
     }
