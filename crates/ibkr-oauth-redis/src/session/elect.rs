@@ -1,6 +1,6 @@
 //! The election: one round every third of the lease TTL (jittered). The owner renews its lease
 //! and publishes its session (fenced); the others try to take the lease, and follow the
-//! published session when they cannot; when Redis does not answer, the policy decides.
+//! published session when they cannot; when Redis does not answer, `outage` decides.
 
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
@@ -9,10 +9,7 @@ use ibkr_oauth::session::{Session, SessionState, SsoToken};
 
 use super::entry::{self, Published};
 use super::store::Renewed;
-use super::{
-    Cached, ENTRY_TTL, Inner, Role, SessionFallback, SessionRole, SharedSessionError, State,
-};
-use crate::conn::StoreError;
+use super::{Cached, ENTRY_TTL, Inner, Role, SessionRole, State};
 
 /// Starts the background rounds (holding the session weakly: the last handle's drop ends them).
 pub(super) fn spawn_loop(inner: &Arc<Inner>) {
@@ -187,7 +184,7 @@ impl Inner {
 
     /// Adopts `token` (or opens a session) in the background, so the heartbeat goes on; until
     /// it is done, callers get the published token (never a second session opened meanwhile).
-    fn hold(self: &Arc<Self>, session: Session, token: Option<secrecy::SecretString>) {
+    pub(super) fn hold(self: &Arc<Self>, session: Session, token: Option<secrecy::SecretString>) {
         let this = Arc::clone(self);
         let task = tokio::spawn(async move {
             let outcome = match token {
@@ -211,15 +208,8 @@ impl Inner {
         *self.adoption.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
     }
 
-    /// Lets go of a session this host held alone, without logging out: it may be the fleet's
-    /// (adopted while Redis was down, or kept by the former owner), and a logout would end it
-    /// for all. One this host opened itself idles out at IBKR after a few minutes.
-    pub(super) fn leave(&self, session: &Session) {
-        session.release();
-    }
-
     /// A session for this process, with the fence.
-    fn build_session(&self) -> Result<Session, ibkr_oauth::ConfigError> {
+    pub(super) fn build_session(&self) -> Result<Session, ibkr_oauth::ConfigError> {
         let fence = Arc::clone(&self.fence);
         (self.make)().fence(move || fence.allows()).build()
     }
@@ -240,6 +230,15 @@ impl Inner {
             Ok(None) => {}
             Err(error) => self.redis_failed(&error),
         }
+    }
+
+    pub(super) fn set_role(&self, role: Role) {
+        let mut state = self.lock();
+        if state.shown != role.kind() {
+            state.shown = role.kind();
+            state.since = SystemTime::now();
+        }
+        state.role = role;
     }
 
     /// A published session read: cached (a new `SsoToken` only when the token changed).
@@ -286,105 +285,6 @@ impl Inner {
             .unwrap_or(u64::MAX),
         };
         entry::seal(&self.key, &self.store.entry, &published)
-    }
-
-    /// Redis has not answered for a lease TTL: the policy applies.
-    async fn redis_down(self: &Arc<Self>) {
-        let role = std::mem::replace(&mut self.lock().role, Role::Starting);
-        match (self.fallback, role) {
-            (
-                SessionFallback::Local,
-                Role::Owner {
-                    session, adopting, ..
-                }
-                | Role::Alone { session, adopting },
-            ) => {
-                self.fence
-                    .alone
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                self.set_role(Role::Alone { session, adopting });
-            }
-            (SessionFallback::Local, _) => {
-                self.fence
-                    .alone
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                let session = match self.build_session() {
-                    Ok(session) => session,
-                    Err(error) => {
-                        tracing::error!(%error, "the session's settings are refused");
-                        self.set_role(Role::Unavailable(self.unavailable()));
-                        return;
-                    }
-                };
-                let token = self
-                    .lock()
-                    .cached
-                    .as_ref()
-                    .map(|c| c.token.secret().clone());
-                tracing::warn!(username = %self.username, "Redis is unavailable; this host holds a session of its own (--session-fallback local)");
-                self.set_role(Role::Alone {
-                    session: session.clone(),
-                    adopting: token.is_some(),
-                });
-                self.hold(session, token);
-            }
-            (SessionFallback::FailClosed, role) => {
-                if let Role::Owner { session, .. } = role {
-                    // Remembered (not used while unavailable): when Redis answers again with
-                    // its data lost, the next owner adopts it rather than opening another.
-                    if let Some(token) = session.held_token() {
-                        let status = session.status();
-                        self.lock().cached = Some(Cached {
-                            token,
-                            state: Some(status.state),
-                            stale: status.stale,
-                        });
-                    }
-                    session.release();
-                }
-                self.fence.close();
-                let error = self.unavailable();
-                tracing::warn!(username = %self.username, %error, "failing closed");
-                self.set_role(Role::Unavailable(error));
-                self.changed.notify_waiters();
-            }
-        }
-    }
-
-    fn unavailable(&self) -> SharedSessionError {
-        SharedSessionError::RedisUnavailable {
-            reason: self
-                .lock()
-                .redis_error
-                .clone()
-                .unwrap_or_else(|| Arc::from("no answer")),
-            lease_ms: super::millis(self.lease_ttl),
-        }
-    }
-
-    pub(super) fn set_role(&self, role: Role) {
-        let mut state = self.lock();
-        if state.shown != role.kind() {
-            state.shown = role.kind();
-            state.since = SystemTime::now();
-        }
-        state.role = role;
-    }
-
-    fn answered(&self) {
-        let mut state = self.lock();
-        state.last_answer = Some(std::time::Instant::now());
-        if state.redis_error.take().is_some() {
-            tracing::warn!(username = %self.username, "Redis answers again");
-        }
-    }
-
-    fn redis_failed(&self, error: &StoreError) {
-        let mut state = self.lock();
-        if state.redis_error.is_none() {
-            tracing::warn!(username = %self.username, %error, "Redis does not answer; the session known is kept for one lease TTL");
-        }
-        state.redis_error = Some(Arc::from(error.to_string()));
     }
 }
 

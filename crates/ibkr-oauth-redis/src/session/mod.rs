@@ -1,11 +1,12 @@
 //! [`SharedSession`]: one IBKR session per username for a whole fleet, through Redis; its
-//! docs say how. `elect` the rounds of the election · `source` what it hands out · `builder`
+//! docs say how. `elect` the rounds of the election · `source` what it hands out · `outage` when Redis does not answer · `builder`
 //! · `store` the Redis keys and scripts · `entry` the sealed SSO token · `error`.
 
 mod builder;
 mod elect;
 mod entry;
 mod error;
+mod outage;
 mod source;
 mod store;
 #[cfg(test)]
