@@ -236,7 +236,8 @@ pub struct GatewayArgs {
     #[arg(long, value_enum, default_value_t = SessionFallbackArg::FailClosed, requires = "gateway")]
     pub session_fallback: SessionFallbackArg,
     /// With --redis, the session owner's lease in milliseconds: another gateway takes the
-    /// session over within a third more after the owner dies. The same on every gateway.
+    /// session over within a third more after the owner dies. The same on every gateway;
+    /// over 1500 (three Redis command timeouts).
     #[arg(
         long,
         value_name = "MS",

@@ -75,11 +75,12 @@ impl SharedSessionBuilder {
             ));
         }
         if self.command_timeout.is_zero() || self.command_timeout >= self.lease_ttl / 3 {
-            return Err(Error::InvalidConfig(
-                "the command timeout must be positive and under a third of the session lease \
-                 TTL (a renewal must fit in its turn)"
-                    .into(),
-            ));
+            return Err(Error::InvalidConfig(format!(
+                "a session lease of {} ms leaves no room for a renewal (every third of it) within \
+                 the {} ms command timeout; give a lease over three times the command timeout",
+                self.lease_ttl.as_millis(),
+                self.command_timeout.as_millis()
+            )));
         }
         let store = SessionStore::new(
             client,

@@ -74,8 +74,12 @@ impl Inner {
                 if let Some(current) = session.held_token() {
                     if entry::token_fingerprint(&self.key, current.secret())[..] == refused[..] {
                         tracing::info!(username = %self.username, "a follower reports IBKR refused the fleet's SSO token; opening a new session");
-                        session.invalidate(&current).await;
-                        self.wake.notify_one(); // publish it at once
+                        // In the background: the heartbeat must not wait for IBKR.
+                        let (session, wake) = (session.clone(), Arc::clone(&self.wake));
+                        tokio::spawn(async move {
+                            session.invalidate(&current).await;
+                            wake.notify_one(); // publish it at once
+                        });
                     }
                 }
             }
