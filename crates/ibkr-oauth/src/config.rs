@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::assertion::{Algorithm, PrivateKey, Signer};
 use crate::client::{IBKR_PRODUCTION, TokenClient};
+use crate::error::VariableProblem;
 use crate::error::{ConfigError, Error};
 
 /// The names of the environment variables [`Config::from_env`] reads.
@@ -167,7 +168,7 @@ impl Config {
                 Err(std::env::VarError::NotPresent) => Ok(Setting::unset()),
                 Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::Variable {
                     name,
-                    problem: "is not valid Unicode".into(),
+                    problem: VariableProblem::NotUnicode,
                 }),
             }
         };
@@ -383,7 +384,7 @@ impl Config {
                     .map_err(|e: ConfigError| match self.algorithm.origin {
                         SettingOrigin::Variable(var) => ConfigError::Variable {
                             name: var,
-                            problem: e.to_string(),
+                            problem: VariableProblem::Refused(Box::new(e)),
                         },
                         _ => e,
                     })?;
@@ -403,7 +404,7 @@ impl Config {
             .map_err(|e| match self.base_url.origin {
                 SettingOrigin::Variable(var) => ConfigError::Variable {
                     name: var,
-                    problem: e.to_string(),
+                    problem: VariableProblem::Refused(Box::new(e)),
                 },
                 _ => e,
             })

@@ -27,6 +27,7 @@ use reqwest_middleware::{Middleware, Next};
 use url::Url;
 
 use crate::client::is_loopback;
+use crate::error::ClientSetting;
 use crate::error::ConfigError;
 use crate::source::TokenSource;
 use crate::token::Token;
@@ -76,17 +77,10 @@ impl BearerAuth {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn from_arc(source: Arc<dyn TokenSource>, api_base_url: &str) -> Result<Self, ConfigError> {
-        let url = Url::parse(api_base_url).map_err(|e| {
-            ConfigError::Client(format!(
-                "the API base URL is not a URL ({e}); pass e.g. https://api.ibkr.com"
-            ))
-        })?;
+        let url = Url::parse(api_base_url)
+            .map_err(|e| ConfigError::Client(ClientSetting::ApiBaseUrlNotUrl { reason: e }))?;
         if !is_safe(&url) {
-            return Err(ConfigError::Client(
-                "the API base URL must be https (plain http only to a loopback host): the token \
-                 would cross the network in clear"
-                    .into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ApiBaseUrlNotHttps));
         }
         Ok(Self {
             source,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::assertion::{AssertionSigner, ClientAssertion};
+use crate::error::RequestSetting;
 use crate::error::{ConfigError, Error};
 
 /// The grant type of the client credentials flow (RFC 6749 section 4.4): what IBKR takes.
@@ -168,16 +169,10 @@ impl TokenRequestBuilder {
     pub fn build(self) -> Result<TokenRequest, ConfigError> {
         let assertion = match self.assertion {
             None => {
-                return Err(ConfigError::Request(
-                    "no client assertion: call `.signer(...)` or `.assertion(...)` on the request \
-                     builder"
-                        .into(),
-                ));
+                return Err(ConfigError::Request(RequestSetting::NoAssertion));
             }
             Some(AssertionSource::Fixed(a)) if a.expose_secret().trim().is_empty() => {
-                return Err(ConfigError::Request(
-                    "the client assertion is empty: pass the signed compact JWS".into(),
-                ));
+                return Err(ConfigError::Request(RequestSetting::EmptyAssertion));
             }
             Some(source) => source,
         };
@@ -185,23 +180,17 @@ impl TokenRequestBuilder {
             None
         } else {
             if self.scopes.iter().any(|s| s.trim().is_empty()) {
-                return Err(ConfigError::Request(
-                    "a scope is empty: pass scope names such as `echo.read`".into(),
-                ));
+                return Err(ConfigError::Request(RequestSetting::EmptyScope));
             }
             let joined = self.scopes.join(" ");
             if let Some(i) = joined.chars().position(char::is_control) {
-                return Err(ConfigError::Request(format!(
-                    "the scope contains a control character (at character {i}): scopes are \
-                     printable names joined by spaces"
-                )));
+                return Err(ConfigError::Request(
+                    RequestSetting::ScopeControlCharacter { at: i },
+                ));
             }
             let chars = joined.chars().count();
             if !(SCOPE_MIN_CHARS..=SCOPE_MAX_CHARS).contains(&chars) {
-                return Err(ConfigError::Request(format!(
-                    "the scope is {chars} characters long; the token endpoint accepts \
-                     {SCOPE_MIN_CHARS} to {SCOPE_MAX_CHARS}: request fewer or longer scopes"
-                )));
+                return Err(ConfigError::Request(RequestSetting::ScopeLength { chars }));
             }
             Some(joined)
         };

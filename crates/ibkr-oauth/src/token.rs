@@ -236,9 +236,7 @@ impl TokenBuilder {
     pub fn build(self) -> Result<Token, crate::Error> {
         if !is_b64token(self.access_token.expose_secret()) {
             return Err(crate::ConfigError::Request(
-                "the access token holds characters a bearer token cannot have (RFC 6750 \
-                 b64token: letters, digits, -._~+/ and trailing =)"
-                    .into(),
+                crate::error::RequestSetting::AccessTokenCharacters,
             )
             .into());
         }

@@ -32,6 +32,7 @@ use crate::client::{
     IBKR_PRODUCTION, locked_http_client, validate_base_url,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::error::ClientSetting;
 use crate::error::{ConfigError, Error};
 use crate::middleware::BearerAuth;
 use crate::models::{EchoResponse, SignedJwtEchoRequest};
@@ -286,9 +287,7 @@ impl ApiClientBuilder {
         let (base_url, https) = validate_base_url(&self.base_url)?;
         let bearer = BearerAuth::from_arc(self.source, &base_url)?;
         if self.timeout.is_zero() {
-            return Err(ConfigError::Client(
-                "a timeout of zero would fail every call; give a positive duration".into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ZeroTimeout));
         }
         let http = locked_http_client(
             reqwest::Client::builder(),

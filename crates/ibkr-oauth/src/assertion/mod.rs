@@ -18,7 +18,7 @@ mod error;
 mod jwk; // the public key as a JWK, and its RFC 7638 thumbprint
 mod jws;
 mod key;
-mod key_source;
+mod key_origin;
 mod pem;
 mod sign;
 mod signer;
@@ -32,7 +32,7 @@ pub use error::{KeyError, SignError};
 #[cfg(feature = "provider")]
 pub(crate) use jws::random_jti;
 pub use key::PrivateKey;
-pub use key_source::KeySource;
+pub use key_origin::KeyOrigin;
 pub use sign::AssertionSigner;
 pub use signer::{Signer, SignerBuilder}; // the sso-sessions JWS's `jti`
 

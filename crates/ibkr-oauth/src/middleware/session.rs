@@ -30,6 +30,7 @@ use reqwest_middleware::{Middleware, Next};
 use url::Url;
 
 use super::{answered_elsewhere, is_safe};
+use crate::error::ClientSetting;
 use crate::error::ConfigError;
 use crate::session::{SessionSource, SsoToken};
 
@@ -88,17 +89,10 @@ impl SessionAuth {
         source: Arc<dyn SessionSource>,
         api_base_url: &str,
     ) -> Result<Self, ConfigError> {
-        let url = Url::parse(api_base_url).map_err(|e| {
-            ConfigError::Client(format!(
-                "the API base URL is not a URL ({e}); pass e.g. https://api.ibkr.com"
-            ))
-        })?;
+        let url = Url::parse(api_base_url)
+            .map_err(|e| ConfigError::Client(ClientSetting::ApiBaseUrlNotUrl { reason: e }))?;
         if !is_safe(&url) {
-            return Err(ConfigError::Client(
-                "the API base URL must be https (plain http only to a loopback host): the SSO \
-                 token would cross the network in clear"
-                    .into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ApiBaseUrlNotHttps));
         }
         Ok(Self {
             source,

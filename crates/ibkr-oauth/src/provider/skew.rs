@@ -1,4 +1,4 @@
-//! Layer 1 of the provider: [`SkewCorrected`], a [`Fetch`] whose assertions are stamped with the
+//! Layer 1 of the provider: [`SkewCorrected`], a [`TokenSource`]'s fetch whose assertions are stamped with the
 //! token server's time. It measures how far the server's clock (its `Date` header) is from the
 //! local one, applies the correction to the next assertion's `iat`/`exp`, and says when a
 //! refusal is one the clock may explain (the retry layer above then attempts once more at
@@ -11,15 +11,15 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::fetch::{Fetch, FetchContext};
 use crate::assertion::SignError;
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::source::{FetchContext, TokenSource};
 use crate::token::Token;
 
 /// The fetch below, stamped with the corrected time; see the module docs.
 pub(super) struct SkewCorrected {
-    fetch: Box<dyn Fetch>,
+    fetch: Box<dyn TokenSource>,
     clock: Arc<dyn Clock>,
     tracker: SkewTracker,
     threshold: Duration,
@@ -50,7 +50,7 @@ pub(super) struct Attempt {
 
 impl SkewCorrected {
     pub(super) fn new(
-        fetch: Box<dyn Fetch>,
+        fetch: Box<dyn TokenSource>,
         clock: Arc<dyn Clock>,
         threshold: Duration,
         max_offset: Duration,

@@ -6,7 +6,7 @@
 use zeroize::Zeroizing;
 
 use crate::assertion::error::KeyError;
-use crate::assertion::key_source::KeySource;
+use crate::assertion::key_origin::KeyOrigin;
 
 /// The most PBKDF2 iterations an encrypted key may ask for (`PrivateKey::MAX_PBKDF2_ITERATIONS`).
 pub(super) const MAX_PBKDF2_ITERATIONS: u64 = 1_000_000;
@@ -20,7 +20,7 @@ pub(super) const MAX_SCRYPT_WORK: u64 = 1 << 24;
 pub(super) fn decrypt(
     der: &[u8],
     passphrase: &[u8],
-    source: &KeySource,
+    source: &KeyOrigin,
 ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let document = decrypt_pkcs8(der, passphrase, source)?;
     Ok(Zeroizing::new(document.as_bytes().to_vec()))
@@ -31,7 +31,7 @@ pub(super) fn decrypt(
 pub(super) fn decrypt(
     _der: &[u8],
     _passphrase: &[u8],
-    source: &KeySource,
+    source: &KeyOrigin,
 ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     Err(KeyError::EncryptedKeysDisabled {
         origin: source.clone(),
@@ -47,14 +47,14 @@ mod pbes2 {
     use super::super::pair::Format;
     use super::{MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_MEMORY_BYTES, MAX_SCRYPT_WORK};
     use crate::assertion::error::KeyError;
-    use crate::assertion::key_source::KeySource;
+    use crate::assertion::key_origin::KeyOrigin;
 
     const OID_PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
 
     pub(super) fn decrypt_pkcs8(
         der: &[u8],
         passphrase: &[u8],
-        source: &KeySource,
+        source: &KeyOrigin,
     ) -> Result<pkcs8::SecretDocument, KeyError> {
         let unsupported = |scheme: String| KeyError::EncryptionUnsupported {
             origin: source.clone(),
@@ -96,7 +96,7 @@ mod pbes2 {
     /// could otherwise ask scrypt for a petabyte or PBKDF2 for hours.
     fn check_kdf_cost(
         scheme: &pkcs8::pkcs5::EncryptionScheme,
-        source: &KeySource,
+        source: &KeyOrigin,
     ) -> Result<(), KeyError> {
         let too_high = |parameter: &'static str, value: u64, cap: u64| KeyError::KdfCostTooHigh {
             origin: source.clone(),

@@ -1,0 +1,405 @@
+//! [`ConfigError`]: a setting refused before any network I/O, and what was wrong with it as
+//! data (one enum per builder), so that a caller can branch on it and the message is written
+//! once, here.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A setting refused at build time, before any network I/O: by a builder's `build()` or by
+/// parsing a setting's text. Each builder's refusals are an enum of what was wrong (in
+/// [`config_error`](crate::config_error)); every variant's message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The request builder (scopes, assertion) or the token builder refused its input.
+    #[error("invalid token request: {0}")]
+    Request(RequestSetting),
+    /// A client builder refused its configuration (base URL, timeouts, size cap, user agent,
+    /// HTTP client): the token client's, the API client's, the session's or a middleware's.
+    #[error("invalid token client configuration: {0}")]
+    Client(ClientSetting),
+    /// The signer builder refused a setting (client id, key id, audience, lifetime...).
+    #[error("invalid assertion signer: {0}")]
+    Signer(SignerSetting),
+    /// The provider builder refused a setting (refresh fraction, scopes...).
+    #[error("invalid token provider settings: {0}")]
+    Provider(ProviderSetting),
+    /// The session's settings were refused (username, IP, tickle interval, reset window).
+    #[error("invalid session settings: {0}")]
+    Session(SessionSetting),
+    /// The pacing table was refused (a rule or a wait out of range).
+    #[error("invalid pacing table: {0}")]
+    Pacing(PacingSetting),
+    /// A required setting was given neither in code (a flag) nor in its environment variable.
+    #[error("no {what} given; set {variable} (or the matching flag or builder setting)")]
+    Missing {
+        /// The setting (`client id`, `key id`, `private key`).
+        what: &'static str,
+        /// The environment variable that would give it.
+        variable: &'static str,
+    },
+    /// An environment variable holds a value that cannot be used.
+    #[error("environment variable {name}: {problem}")]
+    Variable {
+        /// The variable's name.
+        name: &'static str,
+        /// What is wrong with its value (never the value itself).
+        problem: VariableProblem,
+    },
+    /// A request for an IBKR API path (`/v1/api/`, `/gw/api/`, `/oauth2/`) went through
+    /// [`BearerAuth`](crate::middleware::BearerAuth) to another origin than the one it was
+    /// built for: the token is kept to that origin, so the request was not sent (it would have
+    /// been a `401 authorization: missing`).
+    #[error(
+        "a request to the IBKR API at {request_origin} went through BearerAuth built for \
+         {api_origin}; the token goes only to {api_origin}, so the request was not sent: build \
+         BearerAuth with the base URL the requests use (Config::get_base_url, IBKR_BASE_URL)"
+    )]
+    OriginMismatch {
+        /// The origin the request was for (scheme, host, port).
+        request_origin: String,
+        /// The origin the middleware hands the token to.
+        api_origin: String,
+    },
+    /// An algorithm name that is not one of `RS256`, `PS256`, `ES256`, `EdDSA`.
+    #[error("unknown signature algorithm `{name}`; use RS256 (IBKR's), PS256, ES256 or EdDSA")]
+    UnknownAlgorithm {
+        /// The name given (sanitised, at most 32 characters).
+        name: String,
+    },
+}
+
+/// What was wrong with a token request ([`ConfigError::Request`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestSetting {
+    /// Neither a signer nor an assertion was given.
+    #[error("no client assertion: call `.signer(...)` or `.assertion(...)` on the request builder")]
+    NoAssertion,
+    /// The assertion given is empty.
+    #[error("the client assertion is empty: pass the signed compact JWS")]
+    EmptyAssertion,
+    /// One of the scopes is empty.
+    #[error("a scope is empty: pass scope names such as `echo.read`")]
+    EmptyScope,
+    /// The joined scopes hold a control character.
+    #[error(
+        "the scope contains a control character (at character {at}): scopes are printable \
+         names joined by spaces"
+    )]
+    ScopeControlCharacter {
+        /// Its position, in characters.
+        at: usize,
+    },
+    /// The joined scopes are shorter or longer than the endpoint accepts.
+    #[error(
+        "the scope is {chars} characters long; the token endpoint accepts {} to {}: request \
+         fewer or longer scopes",
+        crate::request::SCOPE_MIN_CHARS,
+        crate::request::SCOPE_MAX_CHARS
+    )]
+    ScopeLength {
+        /// The joined scopes' length, in characters.
+        chars: usize,
+    },
+    /// A token given to [`Token::builder`](crate::Token::builder) is not an RFC 6750 bearer
+    /// token.
+    #[error(
+        "the access token holds characters a bearer token cannot have (RFC 6750 b64token: \
+         letters, digits, -._~+/ and trailing =)"
+    )]
+    AccessTokenCharacters,
+}
+
+/// What was wrong with a client's configuration ([`ConfigError::Client`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientSetting {
+    /// The base URL does not parse as an absolute URL.
+    #[error(
+        "the base URL is not a valid absolute URL ({reason}); give one such as {}",
+        crate::IBKR_PRODUCTION
+    )]
+    BaseUrlNotUrl {
+        /// Why it does not parse.
+        reason: url::ParseError,
+    },
+    /// The base URL carries `user:password@`.
+    #[error(
+        "the base URL carries user info (user:password@); the token endpoint authenticates by \
+         the assertion: remove it"
+    )]
+    BaseUrlUserInfo,
+    /// The base URL has a query or a fragment.
+    #[error("the base URL has a query or fragment; give only scheme, host, port and path")]
+    BaseUrlQueryOrFragment,
+    /// The base URL has no host.
+    #[error("the base URL has no host; give one such as https://api.ibkr.com")]
+    BaseUrlNoHost,
+    /// The base URL is the whole token URL.
+    #[error(
+        "the base URL ends in {}, the token endpoint's path, which the client adds itself; give \
+         the server alone: {server}",
+        crate::client::TOKEN_PATH
+    )]
+    BaseUrlIsTokenUrl {
+        /// The server part, which is what to give.
+        server: String,
+    },
+    /// Plain http to a host that is not loopback.
+    #[error(
+        "plain http to `{host}` is refused: the assertion and the token would travel \
+         unencrypted; use https (http is allowed only to loopback hosts: 127.0.0.0/8, ::1, \
+         localhost)"
+    )]
+    PlainHttp {
+        /// The host.
+        host: String,
+    },
+    /// A scheme other than https (or http to loopback).
+    #[error("the base URL's scheme `{scheme}` is not supported; use https")]
+    UnsupportedScheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// A middleware's API base URL does not parse.
+    #[error("the API base URL is not a URL ({reason}); pass e.g. https://api.ibkr.com")]
+    ApiBaseUrlNotUrl {
+        /// Why it does not parse.
+        reason: url::ParseError,
+    },
+    /// A middleware's API base URL is plain http to a host that is not loopback.
+    #[error(
+        "the API base URL must be https (plain http only to a loopback host): the token would \
+         cross the network in clear"
+    )]
+    ApiBaseUrlNotHttps,
+    /// A timeout of zero.
+    #[error("a timeout of zero would fail every request; give a positive duration")]
+    ZeroTimeout,
+    /// A response cap of zero bytes.
+    #[error(
+        "a response cap of zero bytes would refuse every response; leave the default (64 KiB) \
+         or give a positive size"
+    )]
+    ZeroResponseCap,
+    /// The user agent is not a valid header value.
+    #[error("the user agent is not a valid HTTP header value: use visible ASCII characters")]
+    UserAgent,
+    /// reqwest could not build the HTTP client (TLS setup).
+    #[error("the HTTP client could not be built ({reason}); check the reqwest settings")]
+    HttpClient {
+        /// What reqwest reported.
+        reason: String,
+    },
+    /// A blocking wrapper could not start its runtime or its thread.
+    #[error(
+        "could not start the {worker}'s runtime or thread ({reason}); check the process's thread and file limits"
+    )]
+    Worker {
+        /// The wrapper (`blocking client`, `blocking token provider`, `blocking session`).
+        worker: &'static str,
+        /// What the operating system reported.
+        reason: String,
+    },
+}
+
+/// A text setting of the signer ([`SignerSetting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignerField {
+    /// The client id (`iss`, `sub`).
+    ClientId,
+    /// The key id (`kid`).
+    KeyId,
+    /// The audience (`aud`).
+    Audience,
+}
+
+impl fmt::Display for SignerField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignerField::ClientId => "client id",
+            SignerField::KeyId => "key id",
+            SignerField::Audience => "audience",
+        })
+    }
+}
+
+/// What was wrong with a signer setting ([`ConfigError::Signer`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerSetting {
+    /// A text setting is empty.
+    #[error("the {field} is empty; pass the value registered with the server")]
+    Empty {
+        /// Which one.
+        field: SignerField,
+    },
+    /// A text setting is over the length limit or holds control characters.
+    #[error(
+        "the {field} is over {max_bytes} bytes or holds control characters; pass the value \
+         registered with the server"
+    )]
+    Malformed {
+        /// Which one.
+        field: SignerField,
+        /// The limit, in bytes.
+        max_bytes: usize,
+    },
+    /// The clock-skew allowance is over the maximum.
+    #[error("clock skew {skew:?} is over the maximum of {max:?}; a few seconds is enough")]
+    ClockSkew {
+        /// The allowance given.
+        skew: Duration,
+        /// The maximum.
+        max: Duration,
+    },
+    /// The assertion lifetime is out of range.
+    #[error(
+        "lifetime {lifetime:?} is outside {min:?} to {max:?}; assertions are meant to be short-lived"
+    )]
+    Lifetime {
+        /// The lifetime given.
+        lifetime: Duration,
+        /// The shortest accepted.
+        min: Duration,
+        /// The longest accepted.
+        max: Duration,
+    },
+}
+
+/// What was wrong with a provider setting ([`ConfigError::Provider`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderSetting {
+    /// The refresh fraction is out of range.
+    #[error(
+        "the refresh fraction {fraction} is outside 0.0 to {max}; a fraction near 1 makes every \
+         fresh token due at once: use the default 0.2"
+    )]
+    RefreshFraction {
+        /// The fraction given.
+        fraction: f64,
+        /// The largest accepted.
+        max: f64,
+    },
+    /// Scopes were given to a provider around a custom fetch.
+    #[error(
+        "scopes were given to a provider around a custom fetch; the fetch decides which scopes \
+         it asks for"
+    )]
+    ScopesWithCustomFetch,
+}
+
+// By bits, so that the error stays `Eq` (a fraction is never NaN here: NaN is refused as out
+// of range, and compares equal to itself by bits, which is what a test wants).
+impl PartialEq for ProviderSetting {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::RefreshFraction { fraction, max },
+                Self::RefreshFraction {
+                    fraction: f2,
+                    max: m2,
+                },
+            ) => fraction.to_bits() == f2.to_bits() && max.to_bits() == m2.to_bits(),
+            (Self::ScopesWithCustomFetch, Self::ScopesWithCustomFetch) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ProviderSetting {}
+
+/// What was wrong with a session setting ([`ConfigError::Session`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionSetting {
+    /// The username is empty.
+    #[error("the username (credential) is empty; give the IBKR username")]
+    EmptyUsername,
+    /// The username is too long or holds spaces or control characters.
+    #[error(
+        "the username (credential) is not an IBKR username (at most {max_chars} characters, no \
+         spaces or control characters)"
+    )]
+    Username {
+        /// The longest accepted, in characters.
+        max_chars: usize,
+    },
+    /// Both an IP and an IP resolver were given.
+    #[error("give the public IP or an IP resolver, not both")]
+    IpAndResolver,
+    /// Neither an IP nor an IP resolver was given.
+    #[error(
+        "no public IP: IBKR binds the session to it; give ip(\"203.0.113.7\") or an ip_resolver"
+    )]
+    NoIp,
+    /// The IP is not an address.
+    #[error("the IP `{given}` is not an IPv4 or IPv6 address")]
+    NotAnIp {
+        /// The text given (sanitised, at most 64 characters).
+        given: String,
+    },
+    /// The tickle interval is out of range.
+    #[error(
+        "a tickle interval of {interval:?} is outside 1 s to 4 min (IBKR paces tickles at 1/s \
+         and ends an idle session after a few minutes)"
+    )]
+    TickleInterval {
+        /// The interval given.
+        interval: Duration,
+    },
+    /// The backoff is zero or out of order.
+    #[error("the backoff needs 0 < initial <= max (e.g. 1 s and 2 min)")]
+    Backoff,
+    /// The logout timeout is zero.
+    #[error("a logout timeout of zero would never log out; give a positive duration")]
+    ZeroLogoutTimeout,
+    /// The reset window's start is not a time of day.
+    #[error("reset window start {hour}:{minute:02} is not a time of day; give 0-23 and 0-59")]
+    ResetWindowStart {
+        /// The hour given.
+        hour: u8,
+        /// The minute given.
+        minute: u8,
+    },
+    /// The reset window lasts a day or more.
+    #[error("a reset window of a day or more would hide every failure; give less than 24 h")]
+    ResetWindowLength,
+}
+
+/// What was wrong with a pacing table ([`ConfigError::Pacing`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PacingSetting {
+    /// A rule's interval or burst is out of range.
+    #[error(
+        "rule {rule}: one request per {interval:?} with a burst of {burst} is out of range; use \
+         at most a day and a burst of at most 1000000"
+    )]
+    Rule {
+        /// The rule (its path pattern, or `global`).
+        rule: String,
+        /// Its interval.
+        interval: Duration,
+        /// Its burst.
+        burst: u32,
+    },
+    /// `max_wait` or `default_pause` is over a day.
+    #[error("max_wait and default_pause must be at most a day")]
+    Wait,
+}
+
+/// What is wrong with an environment variable's value ([`ConfigError::Variable`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VariableProblem {
+    /// The value is not valid Unicode.
+    #[error("is not valid Unicode")]
+    NotUnicode,
+    /// The value was refused as the setting it gives.
+    #[error("{0}")]
+    Refused(Box<ConfigError>),
+}
