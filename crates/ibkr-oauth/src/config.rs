@@ -453,5 +453,4 @@ impl fmt::Debug for Config {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

@@ -102,18 +102,6 @@ impl FetchContext {
     }
 }
 
-#[cfg(feature = "provider")]
-#[async_trait::async_trait]
-impl TokenSource for crate::provider::TokenProvider {
-    async fn access_token(&self) -> Result<Arc<Token>, Error> {
-        crate::provider::TokenProvider::access_token(self).await
-    }
-
-    async fn invalidate(&self, token: &Token) -> bool {
-        crate::provider::TokenProvider::invalidate(self, token)
-    }
-}
-
 #[async_trait::async_trait]
 impl<S: TokenSource + ?Sized> TokenSource for Arc<S> {
     async fn access_token(&self) -> Result<Arc<Token>, Error> {

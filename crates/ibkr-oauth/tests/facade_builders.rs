@@ -124,7 +124,11 @@ fn scope_length_bounds() {
     );
     assert_eq!(
         request_with_scope(&"a".repeat(1025)).unwrap_err(),
-        ConfigError::Request(RequestSetting::ScopeLength { chars: 1025 })
+        ConfigError::Request(RequestSetting::ScopeLength {
+            chars: 1025,
+            min: 4,
+            max: 1024
+        })
     );
     let message = request_error(request_with_scope(&"a".repeat(1025)));
     assert!(message.contains("1025 characters"), "{message}");

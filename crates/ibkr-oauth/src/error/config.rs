@@ -93,14 +93,16 @@ pub enum RequestSetting {
     },
     /// The joined scopes are shorter or longer than the endpoint accepts.
     #[error(
-        "the scope is {chars} characters long; the token endpoint accepts {} to {}: request \
-         fewer or longer scopes",
-        crate::request::SCOPE_MIN_CHARS,
-        crate::request::SCOPE_MAX_CHARS
+        "the scope is {chars} characters long; the token endpoint accepts {min} to {max}: \
+         request fewer or longer scopes"
     )]
     ScopeLength {
         /// The joined scopes' length, in characters.
         chars: usize,
+        /// The shortest accepted ([`SCOPE_MIN_CHARS`](crate::constants::SCOPE_MIN_CHARS)).
+        min: usize,
+        /// The longest accepted ([`SCOPE_MAX_CHARS`](crate::constants::SCOPE_MAX_CHARS)).
+        max: usize,
     },
     /// A token given to [`Token::builder`](crate::Token::builder) is not an RFC 6750 bearer
     /// token.
@@ -117,8 +119,8 @@ pub enum RequestSetting {
 pub enum ClientSetting {
     /// The base URL does not parse as an absolute URL.
     #[error(
-        "the base URL is not a valid absolute URL ({reason}); give one such as {}",
-        crate::IBKR_PRODUCTION
+        "the base URL is not a valid absolute URL ({reason}); give one such as \
+         https://api.ibkr.com"
     )]
     BaseUrlNotUrl {
         /// Why it does not parse.
@@ -138,11 +140,12 @@ pub enum ClientSetting {
     BaseUrlNoHost,
     /// The base URL is the whole token URL.
     #[error(
-        "the base URL ends in {}, the token endpoint's path, which the client adds itself; give \
-         the server alone: {server}",
-        crate::client::TOKEN_PATH
+        "the base URL ends in {path}, the token endpoint's path, which the client adds itself; \
+         give the server alone: {server}"
     )]
     BaseUrlIsTokenUrl {
+        /// The token endpoint's path ([`TOKEN_PATH`](crate::constants::TOKEN_PATH)).
+        path: &'static str,
         /// The server part, which is what to give.
         server: String,
     },

@@ -250,3 +250,16 @@ impl fmt::Debug for TokenProvider {
         fmt::Debug::fmt(&self.cache, f)
     }
 }
+
+/// The provider is the usual [`TokenSource`](crate::TokenSource): what the middleware and the
+/// session take.
+#[async_trait::async_trait]
+impl crate::source::TokenSource for TokenProvider {
+    async fn access_token(&self) -> Result<Arc<Token>, Error> {
+        TokenProvider::access_token(self).await
+    }
+
+    async fn invalidate(&self, token: &Token) -> bool {
+        TokenProvider::invalidate(self, token)
+    }
+}
