@@ -239,7 +239,11 @@
 // request -> HTTP (the generated operation) -> response mapping -> token -> cache.
 pub mod clock; // the injectable wall clock (Clock, SystemClock)
 
-mod assertion; // keys, algorithms, the signed client assertion
+mod setting; // ConfigError: a setting refused, and what was wrong with it (a leaf)
+
+mod algorithm; // the JWS algorithms and key types (a leaf)
+
+mod assertion; // keys, the signer, the signed client assertion
 
 mod request; // the token request: assertion source, scopes
 
@@ -253,7 +257,7 @@ mod problem; // the RFC 9457 and RFC 6749 refusal bodies
 
 mod sanitize; // the one sanitiser of server-supplied text
 
-mod error; // Error, ErrorKind, ConfigError
+mod error; // Error, ErrorKind; KeyError, SignError
 
 mod token; // the granted token
 

@@ -13,9 +13,9 @@ use pkcs8::der::asn1::{AnyRef, UintRef};
 use pkcs8::der::{Decode as _, SliceReader, Tag, Tagged as _};
 use serde_json::{Map, Value};
 
-use super::algorithm::{Algorithm, KeyType};
-use super::error::KeyError;
 use super::key::PrivateKey;
+use crate::algorithm::{Algorithm, KeyType};
+use crate::error::KeyError;
 
 impl PrivateKey {
     /// The public key as a JWK with `kid`, `alg` and `use: sig`: `{"kty":"RSA","n":..,"e":..}`,

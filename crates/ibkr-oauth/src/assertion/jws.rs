@@ -11,9 +11,9 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::ClientAssertion;
-use super::algorithm::Algorithm;
-use super::error::SignError;
 use super::key::KeyPair;
+use crate::algorithm::Algorithm;
+use crate::error::SignError;
 
 /// The JOSE header: the same for every assertion of a signer, so it is encoded once.
 #[derive(Serialize)]

@@ -9,15 +9,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::rand::SystemRandom;
 
 use super::ClientAssertion;
-use super::algorithm::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::error::{SignerField, SignerSetting};
 use secrecy::SecretString;
 
-use super::error::{KeyError, SignError};
 use super::jws::{self, Claims};
 use super::key::PrivateKey;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error};
+use crate::error::{KeyError, SignError};
 
 /// The longest client id, key id or audience accepted.
 const MAX_ID_LEN: usize = 1024;

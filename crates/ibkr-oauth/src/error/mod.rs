@@ -8,7 +8,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-mod config;
+#[cfg(feature = "middleware")]
+mod api; // ApiError, public at crate::api
+mod key; // KeyError, SignError
+mod key_origin; // where a key came from
 mod messages;
 mod response_info;
 #[cfg(test)]
@@ -20,12 +23,15 @@ pub(crate) use messages::root_cause;
 #[cfg(feature = "provider")]
 pub(crate) use messages::status_text;
 
-use crate::assertion::{KeyError, SignError};
 use crate::problem::{OAuthError, Problem};
-pub use config::{
+pub use crate::setting::{
     ClientSetting, ConfigError, PacingSetting, ProviderSetting, RequestSetting, SessionSetting,
     SignerField, SignerSetting, VariableProblem,
 };
+#[cfg(feature = "middleware")]
+pub use api::ApiError;
+pub use key::{KeyError, SignError};
+pub use key_origin::KeyOrigin;
 pub use response_info::ResponseInfo;
 pub(crate) use response_info::retryable_status;
 
@@ -198,7 +204,7 @@ pub enum Error {
     /// [`ApiError`](crate::api::ApiError).
     #[cfg(feature = "middleware")]
     #[error(transparent)]
-    Api(Arc<crate::api::ApiError>),
+    Api(Arc<ApiError>),
     /// The SSO or brokerage session failed (see [`SessionError`](crate::session::SessionError)).
     #[cfg(feature = "provider")]
     #[error(transparent)]

@@ -5,8 +5,8 @@
 
 use zeroize::Zeroizing;
 
-use crate::assertion::error::KeyError;
-use crate::assertion::key_origin::KeyOrigin;
+use crate::error::KeyError;
+use crate::error::KeyOrigin;
 
 /// The most PBKDF2 iterations an encrypted key may ask for (`PrivateKey::MAX_PBKDF2_ITERATIONS`).
 pub(super) const MAX_PBKDF2_ITERATIONS: u64 = 1_000_000;
@@ -46,8 +46,8 @@ mod pbes2 {
 
     use super::super::pair::Format;
     use super::{MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_MEMORY_BYTES, MAX_SCRYPT_WORK};
-    use crate::assertion::error::KeyError;
-    use crate::assertion::key_origin::KeyOrigin;
+    use crate::error::KeyError;
+    use crate::error::KeyOrigin;
 
     const OID_PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
 

@@ -22,10 +22,10 @@ mod decrypt;
 mod pair;
 mod parse;
 
-use super::algorithm::{Algorithm, KeyType};
-use super::error::KeyError;
-use super::key_origin::KeyOrigin;
 use super::pem;
+use crate::algorithm::{Algorithm, KeyType};
+use crate::error::KeyError;
+use crate::error::KeyOrigin;
 use parse::read_key_file;
 
 pub(crate) use pair::KeyPair;

@@ -14,9 +14,9 @@ use pkcs8::der::{self, Decode as _, TagNumber};
 use zeroize::Zeroizing;
 
 use super::pair::{Format, KeyPair};
-use crate::assertion::error::KeyError;
-use crate::assertion::key_origin::KeyOrigin;
 use crate::assertion::pem;
+use crate::error::KeyError;
+use crate::error::KeyOrigin;
 
 /// Key files larger than this are refused unread: a PEM key of 8192 bits is under 7 KiB.
 const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;

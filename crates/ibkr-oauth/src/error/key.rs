@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::algorithm::{Algorithm, KeyType};
+use super::ErrorKind;
 use super::key_origin::KeyOrigin;
-use crate::error::ErrorKind;
+use crate::algorithm::{Algorithm, KeyType};
 
 /// What every key error says was expected.
 pub(crate) const EXPECTED_KEY: &str = "a PEM private key (BEGIN PRIVATE KEY, BEGIN RSA PRIVATE \
@@ -208,7 +208,7 @@ pub enum KeyError {
     #[error(
         "the {key_type} key from {origin} cannot sign {algorithm}; choose an algorithm the key \
          supports ({}) or a key for {algorithm}",
-        super::algorithm::names(*key_type)
+        crate::algorithm::names(*key_type)
     )]
     AlgorithmMismatch {
         /// Where the key was read from.

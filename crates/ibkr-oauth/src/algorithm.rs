@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::ConfigError;
+use crate::setting::ConfigError;
 
 /// A JWS signature algorithm (RFC 7518) for the client assertion.
 ///
