@@ -1,5 +1,9 @@
-//! The crate's error: [`Error`], what kind of failure it is ([`ErrorKind`]), and the build-time
-//! [`ConfigError`]. Key and signing failures have their own types in `assertion/error.rs`.
+//! The crate's error: [`Error`] and what kind of failure it is ([`ErrorKind`]), with the
+//! subsystem errors it carries that the modules above it return: [`KeyError`] and
+//! [`SignError`] (`key.rs`, with [`KeyOrigin`]), `ApiError` (`api.rs`, public at
+//! `crate::api`). The build-time [`ConfigError`] lives in the leaf `setting` module. This
+//! module imports none of the modules that return its errors, except `session` (whose error
+//! is being reworked by issue 17).
 //!
 //! Every message says what happened and what to do, once: text that an error's
 //! [`source`](std::error::Error::source) prints is never repeated in the message itself, so a
