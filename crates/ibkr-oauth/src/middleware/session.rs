@@ -29,7 +29,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use url::Url;
 
-use super::{answered_elsewhere, is_safe};
+use super::{Once, answered_elsewhere, is_safe};
 use crate::error::ClientSetting;
 use crate::error::ConfigError;
 use crate::session::{SessionSource, SsoToken};
@@ -183,23 +183,22 @@ impl Middleware for SessionAuth {
         match response.status() {
             StatusCode::UNAUTHORIZED => {
                 self.source.invalidate(&token).await;
-                let Some(mut again) = again else {
-                    tracing::debug!("IBKR refused the SSO token (401); the body cannot be resent");
-                    return Ok(response);
+                let once = Once {
+                    refused: "IBKR refused the SSO token (401)",
+                    cannot_resend: "the body cannot be resent",
+                    no_fresh: "no new session could be opened",
+                    resending: "sending the request once more in a new SSO session",
                 };
-                let fresh = match self.source.sso_token().await {
-                    Ok(fresh) => fresh,
-                    Err(error) => {
-                        tracing::warn!(error = %error, "IBKR refused the SSO token (401) and no new session could be opened");
-                        return Ok(response);
-                    }
-                };
-                tracing::info!(
-                    "IBKR refused the SSO token (401); sending the request once more in a new SSO session"
-                );
-                drop(response);
-                authorize(&mut again, &fresh);
-                next.run(again, extensions).await
+                let fresh = self.source.sso_token();
+                once.resend(
+                    response,
+                    again,
+                    fresh,
+                    |r, t| authorize(r, t),
+                    next,
+                    extensions,
+                )
+                .await
             }
             StatusCode::BAD_REQUEST => {
                 let (response, body) = match read_small(response).await {
@@ -209,24 +208,26 @@ impl Middleware for SessionAuth {
                 if !says_no_bridge(&body) {
                     return Ok(response);
                 }
-                let Some(mut again) = again else {
-                    tracing::debug!("no bridge (400); the body cannot be resent");
-                    return Ok(response);
+                let once = Once {
+                    refused: "no bridge (400)",
+                    cannot_resend: "the body cannot be resent",
+                    no_fresh: "the brokerage session could not be opened",
+                    resending: "brokerage session opened, sending the request once more",
                 };
-                if let Err(error) = self.source.open_brokerage().await {
-                    tracing::warn!(error = %error, "no bridge (400) and the brokerage session could not be opened");
-                    return Ok(response);
-                }
-                let current = match self.source.sso_token().await {
-                    Ok(current) => current,
-                    Err(_) => return Ok(response),
+                // Opened only if the request can be resent (the future is lazy).
+                let fresh = async {
+                    self.source.open_brokerage().await?;
+                    self.source.sso_token().await
                 };
-                tracing::info!(
-                    "no bridge (400); brokerage session opened, sending the request once more"
-                );
-                drop(response);
-                authorize(&mut again, &current);
-                next.run(again, extensions).await
+                once.resend(
+                    response,
+                    again,
+                    fresh,
+                    |r, t| authorize(r, t),
+                    next,
+                    extensions,
+                )
+                .await
             }
             _ => Ok(response),
         }
