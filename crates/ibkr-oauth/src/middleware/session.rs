@@ -244,13 +244,4 @@ impl fmt::Debug for SessionAuth {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_bridge_is_found_in_json_and_text() {
-        assert!(says_no_bridge(br#"{"error":"no bridge","statusCode":400}"#));
-        assert!(says_no_bridge(b"Bad Request: no bridge"));
-        assert!(!says_no_bridge(br#"{"error":"bad conid"}"#));
-    }
-}
+mod tests;
