@@ -20,7 +20,7 @@ fn member(fleet: &Fleet, redis: &RedisServer) -> SharedSession {
 }
 
 fn member_with(fleet: &Fleet, redis: &RedisServer, fallback: SessionFallback) -> SharedSession {
-    let tokens = Arc::new(TokenProvider::with_fetch(fleet.fetch()).build().unwrap());
+    let tokens = Arc::new(TokenProvider::with_source(fleet.fetch()).build().unwrap());
     let signer = Signer::builder(CLIENT, KID, fleet.key.clone())
         .build()
         .unwrap();
