@@ -18,6 +18,7 @@ mod key; // KeyError, SignError
 mod key_origin; // where a key came from
 mod messages;
 mod response_info;
+#[cfg(feature = "provider")]
 pub(crate) mod session; // SessionError, public at crate::session
 #[cfg(test)]
 mod tests;
