@@ -15,9 +15,17 @@
 //!
 //! Not an open proxy: only the configured upstream, only those two path prefixes; request
 //! bodies are capped ([`MAX_BODY_BYTES`]), upstream calls time out.
+//!
+//! At most [`Forwarding::max_in_flight`] calls are on their way to IBKR at once (a call holds
+//! its slot from before the governor gives it its turn until IBKR's answer is back), so IBKR
+//! sees at most the governor's budget plus that many calls in any second, however late calls
+//! reach it; `/iserver/marketdata/history` calls are at most [`HISTORY_AT_ONCE`] at once.
 
 mod answers;
 mod forward;
+mod slots;
+
+pub use slots::HISTORY_AT_ONCE;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,11 +66,35 @@ struct Inner {
     /// The upstream's base URL, without a trailing `/`.
     upstream: String,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    slots: slots::Slots,
+}
+
+/// How the gateway forwards: its bound on calls in flight to IBKR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Calls on their way to IBKR at once, at most (default [`DEFAULT_MAX_IN_FLIGHT`]). IBKR
+    /// may count this many on top of the governor's budget within one second.
+    pub max_in_flight: usize,
+    /// How long a call waits for a slot before it is refused with 429 (default 2 s, the
+    /// governor's default bound).
+    pub max_wait: Duration,
+}
+
+/// The default bound on calls in flight: enough for IBKR's 50/s over a 100 ms round trip.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 5;
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        Self {
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_wait: ibkr_oauth::pacing::DEFAULT_MAX_WAIT,
+        }
+    }
 }
 
 impl Gateway {
-    /// A gateway to `upstream` (IBKR's base URL) holding `session`, pacing with `pacer`;
-    /// `tokens` authorises the `/gw/api` calls.
+    /// A gateway to `upstream` (IBKR's base URL) holding `session`, pacing with `pacer`,
+    /// forwarding as `forwarding` says; `tokens` authorises the `/gw/api` calls.
     ///
     /// # Errors
     /// [`Error::Config`] for an upstream URL the middlewares refuse (not https, unless loopback).
@@ -71,6 +103,7 @@ impl Gateway {
         tokens: Arc<dyn TokenSource>,
         pacer: Arc<dyn Pacer>,
         upstream: &str,
+        forwarding: Forwarding,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
@@ -93,6 +126,7 @@ impl Gateway {
                 tokens,
                 upstream: upstream.trim_end_matches('/').to_owned(),
                 metrics,
+                slots: slots::Slots::new(forwarding.max_in_flight, forwarding.max_wait),
             }),
         })
     }
@@ -167,6 +201,7 @@ async fn render_metrics(State(gateway): State<Gateway>) -> Response {
     metrics::counter!("ibkr_oauth_pacing_waited_total").absolute(stats.waited);
     metrics::counter!("ibkr_oauth_pacing_refused_total").absolute(stats.refused);
     metrics::counter!("ibkr_oauth_pacing_429_total").absolute(stats.paused);
+    metrics::gauge!("ibkr_oauth_gateway_in_flight").set(gateway.inner.slots.in_flight() as f64);
     answers::record_session_state(&gateway.inner.session.status());
     (
         [(

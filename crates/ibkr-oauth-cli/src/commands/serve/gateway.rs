@@ -18,7 +18,7 @@ use crate::agent::{Bound, Limits};
 use crate::cli::ServeArgs;
 use crate::config::Settings;
 use crate::error::Error;
-use crate::gateway::Gateway;
+use crate::gateway::{Forwarding, Gateway};
 
 /// Builds the session (and opens it: a failure is logged, the keeper goes on trying) and the
 /// pacer: in Redis with `--redis` (one budget for the fleet, failing closed when Redis is
@@ -41,12 +41,30 @@ pub(super) async fn start(
         .base_url(settings.base_url())
         .build()
         .map_err(config_error)?;
-    let mut table = PacingTable::ibkr().max_wait(Duration::from_millis(args.gateway.max_wait_ms));
-    if let Some(n) = args.gateway.max_per_second {
-        // A burst of up to 5 within the budget: at most n in any second.
-        let burst = (n / 9).clamp(1, 5);
-        table = table.global(Limit::per_second(n.saturating_sub(burst).max(1)).burst(burst));
-    }
+    let max_wait = Duration::from_millis(args.gateway.max_wait_ms);
+    let forwarding = Forwarding {
+        max_in_flight: args.gateway.max_in_flight.max(1),
+        max_wait,
+    };
+    // IBKR may count the calls in flight on top of what the governor lets leave in a second
+    // (see `gateway::slots`): the governor's budget is what is left of --max-per-second.
+    let budget = u32::try_from(forwarding.max_in_flight)
+        .ok()
+        .and_then(|slots| args.gateway.max_per_second.checked_sub(slots))
+        .filter(|budget| *budget >= 2)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "--max-in-flight {} leaves no budget under --max-per-second {}: IBKR may count \
+                 every call in flight on top of those the governor lets leave in a second; \
+                 lower --max-in-flight or raise --max-per-second",
+                forwarding.max_in_flight, args.gateway.max_per_second
+            ))
+        })?;
+    // A burst of up to 5 within the budget: at most `budget` leave in any second.
+    let burst = (budget / 9).clamp(1, 5);
+    let table = PacingTable::ibkr()
+        .max_wait(max_wait)
+        .global(Limit::per_second(budget - burst).burst(burst));
     let pacer: Arc<dyn Pacer> = match &args.redis.redis {
         Some(url) => Arc::new(
             RedisPacer::builder(url.clone(), username, table)
@@ -61,7 +79,14 @@ pub(super) async fn start(
             tracing::warn!(%error, "gateway: the session could not be opened yet; retrying on use")
         }
     }
-    Gateway::new(session, tokens, pacer, settings.base_url(), metrics)
+    Gateway::new(
+        session,
+        tokens,
+        pacer,
+        settings.base_url(),
+        forwarding,
+        metrics,
+    )
 }
 
 /// Serves the gateway on the agent's listener (with its secret on loopback TCP) and, with
