@@ -69,14 +69,16 @@ fn start_gateway_with(sandbox: &TestSandbox, extra: &[&str], env: &[(&str, &str)
         stdout.read_line(&mut line).expect("a line");
         seen.push_str(&line);
     }
+    let tls = extra.iter().any(|a| *a == "--cp-tls");
+    let scheme = if tls { "https" } else { "http" };
     assert!(
-        seen.contains("CP-Gateway-compatible on http://127.0.0.1"),
+        seen.contains(&format!("CP-Gateway-compatible on {scheme}://127.0.0.1")),
         "{seen}"
     );
     assert!(seen.contains("gateway on unix socket"), "{seen}");
     Gateway {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        base: format!("{scheme}://localhost:{port}"),
     }
 }
 
@@ -121,6 +123,54 @@ fn a_python_cp_gateway_client_runs_unchanged() {
     assert_eq!(forwarded("/v1/api/iserver/accounts"), 2, "{paths:?}");
     let counts = sandbox.running.pacing_counts(USER).expect("paced calls");
     assert_eq!(counts.refused, 0);
+}
+
+/// `--cp-tls`: https with a certificate made at start; the client trusts the CA written to
+/// `--cp-tls-cert-out` (`requests` with `verify=PATH`), and refuses it without.
+#[test]
+fn a_python_client_over_https_trusts_the_generated_ca() {
+    let sandbox = paced_sandbox();
+    let ca = sandbox.dir.path().join("cp-ca.pem");
+    let ca_arg = ca.to_str().unwrap();
+    let gateway = start_gateway(&sandbox, &["--cp-tls", "--cp-tls-cert-out", ca_arg]);
+    let pem = std::fs::read_to_string(&ca).expect("the CA certificate is written");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert!(!pem.contains("PRIVATE KEY"), "{pem}");
+    let out = python(&["smoke", &gateway.base, ca_arg]);
+    assert_eq!(out["unverified_refused"], true, "{out}");
+    assert_eq!(out["tickle_authenticated"], true, "{out}");
+    assert!(out["portfolio_accounts"].is_array(), "{out}");
+    assert_eq!(out["after_logout"], 200);
+}
+
+/// `--cp-tls-cert`/`--cp-tls-key`: the user's own certificate is served.
+#[test]
+fn a_users_own_certificate_is_served() {
+    let sandbox = paced_sandbox();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (
+        sandbox.dir.path().join("own-cert.pem"),
+        sandbox.dir.path().join("own-key.pem"),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let gateway = start_gateway(
+        &sandbox,
+        &[
+            "--cp-tls",
+            "--cp-tls-cert",
+            cert_path.to_str().unwrap(),
+            "--cp-tls-key",
+            key_path.to_str().unwrap(),
+        ],
+    );
+    let out = python(&["smoke", &gateway.base, cert_path.to_str().unwrap()]);
+    assert_eq!(out["unverified_refused"], true, "{out}");
+    assert_eq!(out["status"]["authenticated"], true, "{out}");
 }
 
 #[test]

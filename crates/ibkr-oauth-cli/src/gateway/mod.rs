@@ -24,6 +24,7 @@
 mod answers;
 mod forward;
 mod slots;
+pub mod tls;
 
 pub use slots::HISTORY_AT_ONCE;
 

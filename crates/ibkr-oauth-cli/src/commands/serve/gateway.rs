@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::agent::{Bound, Limits};
 use crate::cli::ServeArgs;
 use crate::config::Settings;
 use crate::error::Error;
+use crate::gateway::tls::CpTls;
 use crate::gateway::{Forwarding, Gateway};
 
 /// Builds the session (and opens it: a failure is logged, the keeper goes on trying) and the
@@ -115,6 +117,8 @@ pub(super) async fn serve(
     };
     let cp = match args.gateway.cp_compatible {
         Some(port) => {
+            // The certificate first: a bad file stops the command before it listens.
+            let tls = cp_tls(args)?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 Error::Agent(format!(
@@ -122,10 +126,26 @@ pub(super) async fn serve(
                 ))
             })?;
             let addr = listener.local_addr().unwrap_or(addr);
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let trust = match &tls {
+                Some(tls) => match tls.ca_pem() {
+                    Some(pem) => {
+                        let path = args
+                            .gateway
+                            .cp_tls_cert_out
+                            .clone()
+                            .unwrap_or_else(|| default_ca_path(addr.port()));
+                        crate::gateway::tls::write_ca(&path, pem)?;
+                        format!("; clients trust the CA in {}", path.display())
+                    }
+                    None => "; with your certificate".to_owned(),
+                },
+                None => String::new(),
+            };
             emit(
                 out,
                 &format!(
-                    "ibkr-oauth serve: CP-Gateway-compatible on http://{addr}/v1/api (no secret; loopback only)\n"
+                    "ibkr-oauth serve: CP-Gateway-compatible on {scheme}://{addr}/v1/api (no secret; loopback only{trust})\n"
                 ),
             )?;
             let router = gateway.router(None);
@@ -133,7 +153,18 @@ pub(super) async fn serve(
             // The agent's connection limits (header-read timeout, connection cap) here too.
             Some(tokio::spawn(async move {
                 let accept = || async { listener.accept().await.map(|(io, _)| io) };
-                crate::agent::limits::serve(accept, router, Limits::for_this_process(), done).await;
+                let limits = Limits::for_this_process();
+                match tls {
+                    None => crate::agent::limits::serve(accept, router, limits, done).await,
+                    Some(tls) => {
+                        let acceptor = tls.acceptor();
+                        let handshake = move |io| acceptor.accept(io);
+                        crate::agent::limits::serve_handshaking(
+                            accept, handshake, router, limits, done,
+                        )
+                        .await;
+                    }
+                }
             }))
         }
         None => None,
@@ -154,4 +185,27 @@ pub(super) async fn serve(
         let _ = cp.await;
     }
     served
+}
+
+/// The CP-compatible listener's TLS, if asked for: the user's certificate and key, or one made
+/// now.
+fn cp_tls(args: &ServeArgs) -> Result<Option<CpTls>, Error> {
+    let gateway = &args.gateway;
+    if !gateway.cp_tls {
+        return Ok(None);
+    }
+    Ok(Some(match (&gateway.cp_tls_cert, &gateway.cp_tls_key) {
+        (Some(cert), Some(key)) => CpTls::from_files(cert, key)?,
+        _ => CpTls::generate()?,
+    }))
+}
+
+/// Where the generated CA certificate goes without --cp-tls-cert-out: beside the agent's
+/// default socket (the user's runtime directory when there is one).
+fn default_ca_path(port: u16) -> PathBuf {
+    let socket = crate::agent::default_socket_path();
+    let dir = socket
+        .parent()
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+    dir.join(format!("ibkr-oauth-gateway-{port}-ca.pem"))
 }
