@@ -132,6 +132,31 @@ impl Gateway {
         })
     }
 
+    /// Serves the routes without a secret on `listener` (the CP-compatible loopback port),
+    /// over `tls` when given, within the agent's connection limits (header-read timeout,
+    /// connection cap), until `shutdown`.
+    pub async fn serve_cp_compatible(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<tls::CpTls>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let router = self.router(None);
+        let accept = || async { listener.accept().await.map(|(io, _)| io) };
+        let limits = crate::agent::Limits::for_this_process();
+        match tls {
+            None => crate::agent::limits::serve(accept, router, limits, shutdown).await,
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let handshake = move |io| acceptor.accept(io);
+                crate::agent::limits::serve_handshaking(
+                    accept, handshake, router, limits, shutdown,
+                )
+                .await;
+            }
+        }
+    }
+
     /// The routes, guarded by `secret` (loopback TCP listeners but the CP-compatible one).
     pub fn router(&self, secret: Option<SecretString>) -> Router {
         let router = Router::new()

@@ -42,6 +42,8 @@ pub struct SessionBuilder {
     clock: Arc<dyn Clock>,
     timing: Timing,
     http: Option<reqwest::ClientBuilder>,
+    #[cfg(feature = "pacing")]
+    pacer: Option<Arc<dyn crate::pacing::Pacer>>,
 }
 
 impl SessionBuilder {
@@ -59,6 +61,8 @@ impl SessionBuilder {
                 logout_timeout: DEFAULT_LOGOUT_TIMEOUT,
             },
             http: None,
+            #[cfg(feature = "pacing")]
+            pacer: None,
         }
     }
 
@@ -101,6 +105,18 @@ impl SessionBuilder {
         self
     }
 
+    /// Paces the session's own calls (tickle, validate, ssodh/init, auth status, logout,
+    /// sso-sessions) with `pacer`, the one the program's other IBKR calls go through (e.g.
+    /// [`Paced`](crate::pacing::Paced) with the same governor), so that IBKR's per-user and
+    /// per-endpoint limits (`/tickle` 1/s, `/sso/validate` 1/min) count them too. A call the
+    /// pacer refuses is not sent and fails with
+    /// [`SessionError::Paced`](super::SessionError::Paced); a 429 pauses its endpoint.
+    #[cfg(feature = "pacing")]
+    pub fn pacer(mut self, pacer: Arc<dyn crate::pacing::Pacer>) -> Self {
+        self.pacer = Some(pacer);
+        self
+    }
+
     /// Checks the settings and builds the session (no network I/O: call
     /// [`Session::open`], or let the first call open it).
     ///
@@ -139,6 +155,8 @@ impl SessionBuilder {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             clock: Arc::clone(&self.clock),
             signer: self.signer,
+            #[cfg(feature = "pacing")]
+            pacer: self.pacer,
         });
         Ok(Session::from_parts(
             self.tokens,

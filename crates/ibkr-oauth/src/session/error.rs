@@ -130,6 +130,20 @@ pub enum SessionError {
         /// IBKR's message, sanitised.
         reason: Option<Arc<str>>,
     },
+    /// The session's pacer ([`SessionBuilder::pacer`](super::SessionBuilder::pacer)) did not
+    /// let the call leave: nothing was sent. The keeper tries again on its next round.
+    #[cfg(feature = "pacing")]
+    #[error(
+        "{call} was not sent: IBKR's pacing held it back; the session tries again by itself, \
+         or call less often"
+    )]
+    Paced {
+        /// The call.
+        call: SessionCall,
+        /// The pacer's refusal (how long until the call could leave).
+        #[source]
+        source: crate::pacing::PacingError,
+    },
     /// The session was closed ([`Session::close`](super::Session::close)); build a new one.
     #[error("the session is closed; build and open a new Session")]
     Closed,
@@ -182,6 +196,8 @@ impl SessionError {
                 ErrorKind::InvalidResponse
             }
             SessionError::Transport { .. } => ErrorKind::Transport,
+            #[cfg(feature = "pacing")]
+            SessionError::Paced { .. } => ErrorKind::Transport,
             SessionError::NoBridge { .. }
             | SessionError::Competing { .. }
             | SessionError::Closed => ErrorKind::Session,
@@ -196,6 +212,8 @@ impl SessionError {
             | SessionError::InvalidResponse { call, .. }
             | SessionError::TooLarge { call, .. }
             | SessionError::Transport { call, .. } => Some(*call),
+            #[cfg(feature = "pacing")]
+            SessionError::Paced { call, .. } => Some(*call),
             _ => None,
         }
     }
@@ -214,6 +232,8 @@ impl SessionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SessionError::Transport { .. } => true,
+            #[cfg(feature = "pacing")]
+            SessionError::Paced { .. } => true,
             _ => self
                 .response()
                 .is_some_and(ResponseInfo::is_retryable_status),
@@ -278,6 +298,29 @@ mod tests {
                 message: Arc::from("no egress"),
             },
         ]
+    }
+
+    #[cfg(feature = "pacing")]
+    #[test]
+    fn a_paced_call_names_the_call_and_not_its_source() {
+        let e = SessionError::Paced {
+            call: SessionCall::Validate,
+            source: crate::pacing::PacingError::OverLimit {
+                endpoint: "/sso/validate".into(),
+                wait: std::time::Duration::from_secs(59),
+                max_wait: std::time::Duration::ZERO,
+            },
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("GET /v1/api/sso/validate was not sent"),
+            "{text}"
+        );
+        let source = std::error::Error::source(&e).unwrap().to_string();
+        assert!(!text.contains(&source), "{text}");
+        assert_eq!(e.kind(), ErrorKind::Transport);
+        assert!(e.is_retryable());
+        assert_eq!(e.call(), Some(SessionCall::Validate));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::super::emit;
 use super::super::sandbox::StopSignals;
-use crate::agent::{Bound, Limits};
+use crate::agent::Bound;
 use crate::cli::ServeArgs;
 use crate::config::Settings;
 use crate::error::Error;
@@ -39,10 +39,6 @@ pub(super) async fn start(
         config = config.ip(ip.clone());
     }
     let config = config.build().map_err(config_error)?;
-    let session = Session::builder(Arc::clone(&tokens), signer, config)
-        .base_url(settings.base_url())
-        .build()
-        .map_err(config_error)?;
     let max_wait = Duration::from_millis(args.gateway.max_wait_ms);
     let forwarding = Forwarding {
         max_in_flight: args.gateway.max_in_flight.max(1),
@@ -75,6 +71,13 @@ pub(super) async fn start(
         ),
         None => Arc::new(Governor::new(table).map_err(config_error)?),
     };
+    // The session's own calls (keep-alive, validate, ssodh/init) take their turns from the
+    // same governor as the forwarded ones.
+    let session = Session::builder(Arc::clone(&tokens), signer, config)
+        .base_url(settings.base_url())
+        .pacer(Arc::clone(&pacer))
+        .build()
+        .map_err(config_error)?;
     match session.open().await {
         Ok(status) => tracing::info!(%status, "gateway: session open"),
         Err(error) => {
@@ -148,24 +151,11 @@ pub(super) async fn serve(
                     "ibkr-oauth serve: CP-Gateway-compatible on {scheme}://{addr}/v1/api (no secret; loopback only{trust})\n"
                 ),
             )?;
-            let router = gateway.router(None);
             let done = shutdown(&stopped);
-            // The agent's connection limits (header-read timeout, connection cap) here too.
-            Some(tokio::spawn(async move {
-                let accept = || async { listener.accept().await.map(|(io, _)| io) };
-                let limits = Limits::for_this_process();
-                match tls {
-                    None => crate::agent::limits::serve(accept, router, limits, done).await,
-                    Some(tls) => {
-                        let acceptor = tls.acceptor();
-                        let handshake = move |io| acceptor.accept(io);
-                        crate::agent::limits::serve_handshaking(
-                            accept, handshake, router, limits, done,
-                        )
-                        .await;
-                    }
-                }
-            }))
+            let gateway = gateway.clone();
+            Some(tokio::spawn(
+                gateway.serve_cp_compatible(listener, tls, done),
+            ))
         }
         None => None,
     };
