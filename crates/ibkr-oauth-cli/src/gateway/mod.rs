@@ -11,7 +11,7 @@
 //! | `POST`/`GET /v1/api/logout` | `{"status": true}`: a client's logout does not end the session the others use |
 //! | any other `/v1/api/...`, `/gw/api/...` | forwarded to the configured upstream only (method, path, query, body, headers less hop-by-hop, `Host` and any client `Authorization`), paced, IBKR's answer returned as it is, streamed |
 //! | `GET /healthz` | the session's state (`200` while `/v1/api` calls can be made, else `503`) |
-//! | `GET /metrics` | with `--metrics`: Prometheus text |
+//! | `GET /metrics` | with `--metrics`: Prometheus text: requests by endpoint and status (`ibkr_oauth_gateway_requests_total`), answered locally, calls refused for want of a slot (`ibkr_oauth_gateway_busy_total`), calls in flight, the governor's admissions, waits, refusals and 429s, the session's state, its keep-alive latency (`ibkr_oauth_session_tickle_seconds`) and re-opens (`ibkr_oauth_session_reopens_total`) |
 //!
 //! Not an open proxy: only the configured upstream, only those two path prefixes; request
 //! bodies are capped ([`MAX_BODY_BYTES`]), upstream calls time out.
@@ -26,6 +26,7 @@ mod forward;
 mod slots;
 pub mod tls;
 
+pub use answers::record_session_event;
 pub use slots::HISTORY_AT_ONCE;
 
 use std::sync::Arc;

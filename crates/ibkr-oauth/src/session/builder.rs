@@ -44,6 +44,7 @@ pub struct SessionBuilder {
     http: Option<reqwest::ClientBuilder>,
     #[cfg(feature = "pacing")]
     pacer: Option<Arc<dyn crate::pacing::Pacer>>,
+    observer: Option<super::Observer>,
 }
 
 impl SessionBuilder {
@@ -63,6 +64,7 @@ impl SessionBuilder {
             http: None,
             #[cfg(feature = "pacing")]
             pacer: None,
+            observer: None,
         }
     }
 
@@ -117,6 +119,13 @@ impl SessionBuilder {
         self
     }
 
+    /// Calls `hook` with each [`SessionEvent`] as it happens (a keep-alive's latency, a
+    /// re-opened session), e.g. to record metrics. It runs on the keeper's task: keep it quick.
+    pub fn on_event(mut self, hook: impl Fn(&super::SessionEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(hook));
+        self
+    }
+
     /// Checks the settings and builds the session (no network I/O: call
     /// [`Session::open`], or let the first call open it).
     ///
@@ -158,14 +167,10 @@ impl SessionBuilder {
             #[cfg(feature = "pacing")]
             pacer: self.pacer,
         });
-        Ok(Session::from_parts(
-            self.tokens,
-            calls,
-            self.config,
-            base_url,
-            self.clock,
-            t,
-        ))
+        Ok(
+            Session::from_parts(self.tokens, calls, self.config, base_url, self.clock, t)
+                .observed(self.observer),
+        )
     }
 }
 

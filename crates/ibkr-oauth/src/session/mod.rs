@@ -110,7 +110,7 @@ pub use self::config::{
 };
 pub use self::error::{SessionCall, SessionError};
 pub use self::source::{FixedSession, SessionSource};
-pub use self::state::{SessionState, SessionStatus};
+pub use self::state::{SessionEvent, SessionState, SessionStatus};
 pub use self::token::SsoToken;
 
 /// The scope the access token needs to open an SSO session.
@@ -141,7 +141,12 @@ pub(crate) struct Inner {
     status: watch::Sender<SessionStatus>,
     keeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
     closed: AtomicBool,
+    /// The hook of [`SessionBuilder::on_event`].
+    observer: Option<Observer>,
 }
+
+/// A hook called with each [`SessionEvent`].
+pub(crate) type Observer = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
 
 impl Session {
     /// A builder for a session opened with access tokens from `tokens` (scope
@@ -179,8 +184,17 @@ impl Session {
                 status: watch::Sender::new(status),
                 keeper: Mutex::new(None),
                 closed: AtomicBool::new(false),
+                observer: None,
             }),
         }
+    }
+
+    /// The same session (just built, not shared yet) with `observer` called on each event.
+    pub(crate) fn observed(mut self, observer: Option<Observer>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.observer = observer;
+        }
+        self
     }
 
     /// Opens the SSO session (and the brokerage session if the config asks), unless it is

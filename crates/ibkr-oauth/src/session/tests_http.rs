@@ -332,7 +332,7 @@ async fn a_refusal_names_the_call_and_quotes_the_request_id() {
 #[cfg(feature = "pacing")]
 #[tokio::test]
 async fn the_sessions_own_calls_go_through_the_pacer() {
-    use crate::pacing::{Governor, Pacer, PacingError, PacingTable};
+    use crate::pacing::{Governor, Limit, Pacer, PacingError, PacingTable};
     let mut server = Server::new_async().await;
     let tokens = Arc::new(Tokens::default());
     sso(&mut server, "access-1", "sso-1").await;
@@ -359,7 +359,11 @@ async fn the_sessions_own_calls_go_through_the_pacer() {
         .expect(1)
         .create_async()
         .await;
-    let governor = Arc::new(Governor::new(PacingTable::ibkr().max_wait(Duration::ZERO)).unwrap());
+    // IBKR's endpoint rules; a per-user limit this test never nears.
+    let table = PacingTable::ibkr()
+        .global(Limit::per_second(1000).burst(100))
+        .max_wait(Duration::ZERO);
+    let governor = Arc::new(Governor::new(table).unwrap());
     let s = Session::builder(
         Arc::clone(&tokens),
         signer(),
@@ -405,4 +409,45 @@ async fn the_sessions_own_calls_go_through_the_pacer() {
     // sso-sessions, tickle, validate, auth status: 4 turns taken, 3 refused.
     let stats = governor.stats();
     assert_eq!((stats.admitted, stats.refused, stats.paused), (4, 3, 1));
+}
+
+/// The hook of `on_event` sees each keep-alive's latency and each re-opened session.
+#[tokio::test]
+async fn the_event_hook_sees_tickles_and_reopens() {
+    let mut server = Server::new_async().await;
+    let tokens = Arc::new(Tokens::default());
+    let first = sso(&mut server, "access-1", "sso-1").await;
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let s = Session::builder(
+        Arc::clone(&tokens),
+        signer(),
+        config(false, Compete::AtOpen),
+    )
+    .base_url(server.url())
+    .on_event(move |event| seen.lock().unwrap().push(*event))
+    .build()
+    .unwrap();
+    s.open().await.unwrap();
+    first.remove_async().await;
+    let ok = tickle(&mut server, "sso-1", 200, &tickle_body(false, false)).await;
+    assert!(s.inner.keep_once().await.is_ok());
+    ok.remove_async().await;
+    tickle(
+        &mut server,
+        "sso-1",
+        401,
+        r#"{"error":"not authenticated"}"#,
+    )
+    .await;
+    sso(&mut server, "access-1", "sso-2").await;
+    assert!(s.inner.keep_once().await.is_ok());
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        matches!(events[0], SessionEvent::Tickled { latency } if latency < Duration::from_secs(5)),
+        "{events:?}"
+    );
+    assert_eq!(events[1], SessionEvent::Reopened { brokerage: false });
+    s.close().await.ok();
 }

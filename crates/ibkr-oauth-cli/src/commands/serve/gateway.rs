@@ -76,6 +76,7 @@ pub(super) async fn start(
     let session = Session::builder(Arc::clone(&tokens), signer, config)
         .base_url(settings.base_url())
         .pacer(Arc::clone(&pacer))
+        .on_event(crate::gateway::record_session_event)
         .build()
         .map_err(config_error)?;
     match session.open().await {
