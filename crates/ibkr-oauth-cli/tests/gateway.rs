@@ -69,7 +69,7 @@ fn start_gateway_with(sandbox: &TestSandbox, extra: &[&str], env: &[(&str, &str)
         stdout.read_line(&mut line).expect("a line");
         seen.push_str(&line);
     }
-    let tls = extra.iter().any(|a| *a == "--cp-tls");
+    let tls = extra.contains(&"--cp-tls");
     let scheme = if tls { "https" } else { "http" };
     assert!(
         seen.contains(&format!("CP-Gateway-compatible on {scheme}://127.0.0.1")),
