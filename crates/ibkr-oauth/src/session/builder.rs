@@ -119,7 +119,7 @@ impl SessionBuilder {
         self
     }
 
-    /// Calls `hook` with each [`SessionEvent`] as it happens (a keep-alive's latency, a
+    /// Calls `hook` with each [`SessionEvent`](super::SessionEvent) as it happens (a keep-alive's latency, a
     /// re-opened session), e.g. to record metrics. It runs on the keeper's task: keep it quick.
     pub fn on_event(mut self, hook: impl Fn(&super::SessionEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(hook));
