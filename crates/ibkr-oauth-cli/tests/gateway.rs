@@ -19,6 +19,8 @@ const USER: &str = "alice";
 struct Gateway {
     child: Child,
     base: String,
+    /// What it printed at start.
+    started: String,
 }
 
 impl Drop for Gateway {
@@ -79,6 +81,7 @@ fn start_gateway_with(sandbox: &TestSandbox, extra: &[&str], env: &[(&str, &str)
     Gateway {
         child,
         base: format!("{scheme}://localhost:{port}"),
+        started: seen,
     }
 }
 
@@ -141,6 +144,54 @@ fn a_python_client_over_https_trusts_the_generated_ca() {
     assert_eq!(out["tickle_authenticated"], true, "{out}");
     assert!(out["portfolio_accounts"].is_array(), "{out}");
     assert_eq!(out["after_logout"], 200);
+}
+
+/// Without `--cp-tls-cert-out` the CA certificate goes beside the agent's socket, and the
+/// start line says where.
+#[test]
+fn the_generated_ca_goes_beside_the_socket_by_default() {
+    let sandbox = paced_sandbox();
+    let gateway = start_gateway(&sandbox, &["--cp-tls"]);
+    let port = gateway.base.rsplit(':').next().unwrap();
+    let ca = sandbox
+        .dir
+        .path()
+        .join(format!("ibkr-oauth-gateway-{port}-ca.pem"));
+    assert!(
+        gateway
+            .started
+            .contains(&format!("clients trust the CA in {}", ca.display())),
+        "{}",
+        gateway.started
+    );
+    let ca = ca.to_str().unwrap();
+    let out = python(&["smoke", &gateway.base, ca]);
+    assert_eq!(out["tickle_authenticated"], true, "{out}");
+}
+
+/// `--max-in-flight` must leave the governor a budget under `--max-per-second`.
+#[test]
+fn in_flight_calls_must_leave_a_budget() {
+    let sandbox = paced_sandbox();
+    let out = common::run(sandbox.cli().args([
+        "serve",
+        "--gateway",
+        "--username",
+        USER,
+        "--ip",
+        "127.0.0.1",
+        "--socket",
+        sandbox.dir.path().join("budget.sock").to_str().unwrap(),
+        "--max-per-second",
+        "10",
+        "--max-in-flight",
+        "9",
+    ]));
+    let stderr = out.assert_error(2);
+    assert!(
+        stderr.contains("--max-in-flight 9 leaves no budget"),
+        "{stderr}"
+    );
 }
 
 /// `--cp-tls-cert`/`--cp-tls-key`: the user's own certificate is served.

@@ -138,7 +138,7 @@ pub(super) async fn serve(
                             .gateway
                             .cp_tls_cert_out
                             .clone()
-                            .unwrap_or_else(|| default_ca_path(addr.port()));
+                            .unwrap_or_else(|| default_ca_path(args, addr.port()));
                         crate::gateway::tls::write_ca(&path, pem)?;
                         format!("; clients trust the CA in {}", path.display())
                     }
@@ -192,9 +192,12 @@ fn cp_tls(args: &ServeArgs) -> Result<Option<CpTls>, Error> {
 }
 
 /// Where the generated CA certificate goes without --cp-tls-cert-out: beside the agent's
-/// default socket (the user's runtime directory when there is one).
-fn default_ca_path(port: u16) -> PathBuf {
-    let socket = crate::agent::default_socket_path();
+/// socket (by default in the user's runtime directory when there is one).
+fn default_ca_path(args: &ServeArgs, port: u16) -> PathBuf {
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(crate::agent::default_socket_path);
     let dir = socket
         .parent()
         .map_or_else(std::env::temp_dir, Path::to_path_buf);
