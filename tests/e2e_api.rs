@@ -245,10 +245,11 @@ fn the_blocking_provider_hands_out_a_cached_token() {
         .build()
         .unwrap();
     let env = runtime.block_on(env());
-    let provider = ibkr_oauth::blocking::TokenProvider::builder(env.client.clone(), env.signer())
-        .scope("echo.read")
-        .build()
-        .expect("provider");
+    let provider = ibkr_oauth::blocking::TokenProvider::build(
+        ibkr_oauth::provider::TokenProvider::builder(env.client.clone(), env.signer())
+            .scope("echo.read"),
+    )
+    .expect("provider");
     let first = provider.access_token().expect("token");
     let second = provider.access_token().expect("cached");
     assert_eq!(

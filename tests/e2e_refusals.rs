@@ -12,11 +12,9 @@ use common::{
     CLIENT, Env, FixedClock, KID, OTHER_SCOPE, SCOPE, claim_i64, claim_str, sandbox_time_in,
     unix_now, whole_second,
 };
+use ibkr_oauth::constants::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS};
 use ibkr_oauth::provider::TokenProvider;
-use ibkr_oauth::{
-    Algorithm, Error, ExposeSecret, PrivateKey, SCOPE_MAX_CHARS, SCOPE_MIN_CHARS, Signer,
-    StatusCode, TokenRequest,
-};
+use ibkr_oauth::{Algorithm, Error, ExposeSecret, PrivateKey, Signer, StatusCode, TokenRequest};
 use ibkr_oauth_sandbox::{
     ACCESS_TOKEN_ISSUER, DEFAULT_AUDIENCE, DEFAULT_EXPIRES_IN, DEFAULT_IAT_TOLERANCE, Fault,
     PROBLEM_CONTENT_TYPE, SCOPE_LENGTH,

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ibkr_oauth::{Algorithm, Clock, PrivateKey, Signer, TokenClient};
+use ibkr_oauth::clock::Clock;
+use ibkr_oauth::{Algorithm, PrivateKey, Signer, TokenClient};
 use ibkr_oauth_sandbox::{RecordedRequest, RegisteredClient, RunningSandbox, Sandbox};
 use serde_json::Value;
 

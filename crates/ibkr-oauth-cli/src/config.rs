@@ -307,7 +307,7 @@ pub fn algorithm_from(
         Some(name) => name.parse().map(Some).map_err(|e: ConfigError| {
             ConfigError::Variable {
                 name: env_vars::ALG,
-                problem: e.to_string(),
+                problem: ibkr_oauth::config_error::VariableProblem::Refused(Box::new(e)),
             }
             .into()
         }),

@@ -200,7 +200,12 @@ mod tests {
     #[test]
     fn sdk_errors_map_by_kind() {
         assert_eq!(
-            sdk_code(&ibkr_oauth::ConfigError::Client("x".into()).into()),
+            sdk_code(
+                &ibkr_oauth::ConfigError::Client(
+                    ibkr_oauth::config_error::ClientSetting::ZeroTimeout
+                )
+                .into()
+            ),
             USAGE
         );
         assert_eq!(sdk_code(&ibkr_oauth::Error::NoRuntime), USAGE);

@@ -178,11 +178,20 @@ impl Sink {
     /// What [`check`](Self::check) refuses; [`SinkError::Io`] when a step fails (the temporary
     /// file is removed again).
     pub fn write(&self, token: &Token) -> Result<(), SinkError> {
-        self.check()?;
         let contents = match self.format {
             Format::Token => token.access_token().expose_secret().to_owned(),
             Format::Json => format!("{}\n", crate::contract::token_object(token, true)),
         };
+        self.write_text(&contents)
+    }
+
+    /// Writes `contents` (a secret: the bare token, or the SSO token of `exec --session`)
+    /// atomically, whatever the sink's format, with the checks of [`write`](Self::write).
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    pub fn write_text(&self, contents: &str) -> Result<(), SinkError> {
+        self.check()?;
         let dir = match self.path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),

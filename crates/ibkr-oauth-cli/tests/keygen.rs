@@ -4,7 +4,8 @@
 mod common;
 
 use common::{assert_no_jwt_or_key, cli, run};
-use ibkr_oauth::{KeyType, PrivateKey};
+use ibkr_oauth::PrivateKey;
+use ibkr_oauth::key::KeyType;
 
 #[cfg(unix)]
 fn mode(path: &std::path::Path) -> u32 {

@@ -31,7 +31,7 @@ fn hot_read(c: &mut Criterion) {
     let redis = RedisServer::start();
     let (fleet, provider, source) = rt.block_on(async {
         let fleet = Fleet::start(DAY).await;
-        let provider = TokenProvider::with_fetch(fleet.fetch()).build().unwrap();
+        let provider = TokenProvider::with_source(fleet.fetch()).build().unwrap();
         let source = fleet.source(&redis.url()).build().unwrap();
         provider.access_token().await.unwrap();
         source.access_token().await.unwrap();

@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use ibkr_oauth::provider::{Fetch, FetchContext};
 use ibkr_oauth::{Error, ExposeSecret, Token};
+use ibkr_oauth::{FetchContext, TokenSource};
 use tokio::time::Instant;
 
 use crate::entry::{self, Binding, FINGERPRINT_LEN, Plain, Unreadable};
@@ -57,7 +57,7 @@ pub(crate) struct SharedFetch {
 }
 
 struct Inner {
-    fetch: Box<dyn Fetch>,
+    fetch: Box<dyn TokenSource>,
     store: Store,
     key: EncryptionKey,
     settings: Settings,
@@ -118,7 +118,7 @@ impl Alone {
 
 impl SharedFetch {
     pub(crate) fn new(
-        fetch: Box<dyn Fetch>,
+        fetch: Box<dyn TokenSource>,
         store: Store,
         key: EncryptionKey,
         settings: Settings,
@@ -177,8 +177,21 @@ impl SharedFetch {
     }
 }
 
+/// The provider in front (inside [`RedisTokenSource`](crate::RedisTokenSource)) calls
+/// `fetch`; `access_token` is one uncached fetch, and `invalidate` compares and deletes the
+/// fleet's entry, as `RedisTokenSource::invalidate` does.
 #[async_trait::async_trait]
-impl Fetch for SharedFetch {
+impl TokenSource for SharedFetch {
+    async fn access_token(&self) -> Result<Arc<Token>, Error> {
+        TokenSource::fetch(self, FetchContext::new(std::time::SystemTime::now()))
+            .await
+            .map(Arc::new)
+    }
+
+    async fn invalidate(&self, token: &Token) -> bool {
+        SharedFetch::invalidate(self, token).await
+    }
+
     async fn fetch(&self, context: FetchContext) -> Result<Token, Error> {
         let inner = &self.inner;
         let result = inner.shared(context).await;

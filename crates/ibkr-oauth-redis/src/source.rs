@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ibkr_oauth::provider::{
-    DEFAULT_FAILURE_COOLDOWN, DEFAULT_REFRESH_FRACTION, DEFAULT_REFRESH_MARGIN, Fetch, Refresher,
+    DEFAULT_FAILURE_COOLDOWN, DEFAULT_REFRESH_FRACTION, DEFAULT_REFRESH_MARGIN, Refresher,
     RetryPolicy, TokenProvider,
 };
 use ibkr_oauth::{Token, TokenSource};
@@ -64,7 +64,7 @@ impl RedisTokenSource {
         redis_url: impl Into<String>,
         cache_name: impl Into<String>,
         key: EncryptionKey,
-        fetch: impl Fetch,
+        fetch: impl TokenSource + 'static,
     ) -> RedisTokenSourceBuilder {
         RedisTokenSourceBuilder {
             redis_url: redis_url.into(),
@@ -156,7 +156,7 @@ pub struct RedisTokenSourceBuilder {
     redis_url: String,
     cache_name: String,
     key: EncryptionKey,
-    fetch: Box<dyn Fetch>,
+    fetch: Box<dyn TokenSource>,
     key_prefix: String,
     command_timeout: Duration,
     lease_ttl: Duration,
@@ -291,7 +291,7 @@ impl RedisTokenSourceBuilder {
             self.cache_name,
             binding,
         );
-        let mut provider = TokenProvider::with_fetch(shared.clone())
+        let mut provider = TokenProvider::with_source(shared.clone())
             .refresh_margin(self.refresh_margin)
             .refresh_fraction(self.refresh_fraction)
             .failure_cooldown(self.failure_cooldown);

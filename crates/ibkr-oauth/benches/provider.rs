@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
+use ibkr_oauth::constants::TOKEN_PATH;
 use ibkr_oauth::provider::TokenProvider;
-use ibkr_oauth::{Algorithm, PrivateKey, Signer, TOKEN_PATH, Token, TokenClient, TokenRequest};
+use ibkr_oauth::{Algorithm, PrivateKey, Signer, Token, TokenClient, TokenRequest};
 use mockito::{Server, ServerGuard};
 use tokio::runtime::Runtime;
 
@@ -235,8 +236,8 @@ fn fetch(c: &mut Criterion) {
     // A third column: reqwest with the settings TokenClient always has (timeouts, no
     // redirects, no proxy for loopback), which says how much of the gap is those settings.
     let same_settings = reqwest::Client::builder()
-        .connect_timeout(ibkr_oauth::DEFAULT_CONNECT_TIMEOUT)
-        .timeout(ibkr_oauth::DEFAULT_TIMEOUT)
+        .connect_timeout(ibkr_oauth::constants::DEFAULT_CONNECT_TIMEOUT)
+        .timeout(ibkr_oauth::constants::DEFAULT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()

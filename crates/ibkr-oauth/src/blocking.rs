@@ -11,7 +11,7 @@
 //! ```no_run
 //! use ibkr_oauth::{ClientAssertion, TokenRequest};
 //!
-//! let client = ibkr_oauth::blocking::TokenClient::builder().build()?;
+//! let client = ibkr_oauth::blocking::TokenClient::new()?;
 //! let request = TokenRequest::builder()
 //!     .assertion(ClientAssertion::new("eyJ...signed JWS..."))
 //!     .scope("sso-sessions.write")
@@ -28,9 +28,12 @@
 //! use ibkr_oauth::{PrivateKey, Signer, TokenClient};
 //!
 //! let signer = Signer::builder("my-client-id", "main", PrivateKey::from_pem_file("private.pem")?).build()?;
-//! let provider = ibkr_oauth::blocking::TokenProvider::builder(TokenClient::new()?, signer)
-//!     .scope("sso-sessions.write")
-//!     .build()?;
+//! use ibkr_oauth::provider::TokenProvider;
+//!
+//! // The async provider's builder, with all its settings, built into the blocking provider.
+//! let provider = ibkr_oauth::blocking::TokenProvider::build(
+//!     TokenProvider::builder(TokenClient::new()?, signer).scope("sso-sessions.write"),
+//! )?;
 //! let token = provider.access_token()?; // blocks only when no valid token is cached
 //! # let _ = token;
 //! # Ok::<(), ibkr_oauth::Error>(())
@@ -40,13 +43,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use crate::assertion::AssertionSigner;
-use crate::clock::Clock;
-use crate::error::{ConfigError, Error};
+use crate::error::{ClientSetting, ConfigError, Error};
 use crate::request::TokenRequest;
 use crate::token::Token;
 
@@ -63,16 +63,16 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(name: &str) -> Result<Self, ConfigError> {
+    fn start(name: &'static str) -> Result<Self, ConfigError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
             .map_err(|e| {
-                ConfigError::Client(format!(
-                    "could not start the {name}'s runtime ({e}); check the process's thread and \
-                     file limits"
-                ))
+                ConfigError::Client(ClientSetting::Worker {
+                    worker: name,
+                    reason: e.to_string(),
+                })
             })?;
         let (jobs, mut queue) = unbounded_channel::<Job>();
         std::thread::Builder::new()
@@ -85,9 +85,10 @@ impl Worker {
                 });
             })
             .map_err(|e| {
-                ConfigError::Client(format!(
-                    "could not start the {name}'s thread ({e}); check the process's thread limits"
-                ))
+                ConfigError::Client(ClientSetting::Worker {
+                    worker: name,
+                    reason: e.to_string(),
+                })
             })?;
         Ok(Self { jobs })
     }
@@ -119,11 +120,26 @@ pub struct TokenClient {
 }
 
 impl TokenClient {
-    /// A builder with the async client's defaults.
-    pub fn builder() -> TokenClientBuilder {
-        TokenClientBuilder {
-            inner: crate::TokenClient::builder(),
-        }
+    /// Builds the async client from `builder` (all of
+    /// [`TokenClientBuilder`](crate::builders::TokenClientBuilder)'s settings, validated the
+    /// same way) and starts the runtime thread.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let client = ibkr_oauth::blocking::TokenClient::build(
+    ///     ibkr_oauth::TokenClient::builder().timeout(Duration::from_secs(10)),
+    /// )?;
+    /// # Ok::<(), ibkr_oauth::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`crate::builders::TokenClientBuilder::build`], and [`ConfigError::Client`] if
+    /// the private runtime or its thread cannot be started.
+    pub fn build(builder: crate::builders::TokenClientBuilder) -> Result<Self, ConfigError> {
+        let client = builder.build()?;
+        let worker = Worker::start("blocking client")?;
+        Ok(TokenClient { client, worker })
     }
 
     /// A client with every default, talking to [`IBKR_PRODUCTION`](crate::IBKR_PRODUCTION).
@@ -132,7 +148,7 @@ impl TokenClient {
     /// [`ConfigError::Client`] if the HTTP client, the runtime or its thread cannot be
     /// started.
     pub fn new() -> Result<Self, ConfigError> {
-        Self::builder().build()
+        Self::build(crate::TokenClient::builder())
     }
 
     /// The base URL requests go to.
@@ -166,14 +182,27 @@ pub struct TokenProvider {
 }
 
 impl TokenProvider {
-    /// A builder: the async provider's settings, then [`TokenProviderBuilder::build`].
-    pub fn builder(
-        client: crate::TokenClient,
-        signer: impl AssertionSigner,
-    ) -> TokenProviderBuilder {
-        TokenProviderBuilder {
-            inner: crate::provider::TokenProvider::builder(client, signer),
-        }
+    /// Builds the async provider from `builder` (all of
+    /// [`TokenProviderBuilder`](crate::provider::TokenProviderBuilder)'s settings), starts its
+    /// runtime thread and its refresher there.
+    ///
+    /// # Errors
+    /// Those of [`crate::provider::TokenProviderBuilder::build`], and
+    /// [`ConfigError::Client`] if the runtime or its thread cannot be started.
+    pub fn build(builder: crate::provider::TokenProviderBuilder) -> Result<Self, Error> {
+        let inner = builder.build()?;
+        let worker = Worker::start("blocking token provider")?;
+        let background = inner.clone();
+        worker
+            .jobs
+            .send(Box::pin(async move {
+                // Lives as long as the runtime: the refresher stops with the last handle.
+                if let Ok(_refresher) = background.spawn_refresher() {
+                    std::future::pending::<()>().await;
+                }
+            }))
+            .map_err(|_| worker_stopped())?;
+        Ok(TokenProvider { inner, worker })
     }
 
     /// The current token: the cached one at once while valid, else the one fetch that all
@@ -206,57 +235,6 @@ impl TokenProvider {
     }
 }
 
-/// Builds a [`blocking::TokenProvider`](TokenProvider).
-#[must_use = "a builder does nothing until build() is called"]
-#[derive(Debug)]
-pub struct TokenProviderBuilder {
-    inner: crate::provider::TokenProviderBuilder,
-}
-
-impl TokenProviderBuilder {
-    /// See [`crate::provider::TokenProviderBuilder::scope`].
-    pub fn scope(self, scope: impl Into<String>) -> Self {
-        Self {
-            inner: self.inner.scope(scope),
-        }
-    }
-
-    /// See [`crate::provider::TokenProviderBuilder::refresh_margin`].
-    pub fn refresh_margin(self, margin: Duration) -> Self {
-        Self {
-            inner: self.inner.refresh_margin(margin),
-        }
-    }
-
-    /// See [`crate::provider::TokenProviderBuilder::retry_policy`].
-    pub fn retry_policy(self, policy: crate::provider::RetryPolicy) -> Self {
-        Self {
-            inner: self.inner.retry_policy(policy),
-        }
-    }
-
-    /// Builds the provider, starts its runtime thread and its refresher there.
-    ///
-    /// # Errors
-    /// Those of [`crate::provider::TokenProviderBuilder::build`], and
-    /// [`ConfigError::Client`] if the runtime or its thread cannot be started.
-    pub fn build(self) -> Result<TokenProvider, Error> {
-        let inner = self.inner.build()?;
-        let worker = Worker::start("blocking token provider")?;
-        let background = inner.clone();
-        worker
-            .jobs
-            .send(Box::pin(async move {
-                // Lives as long as the runtime: the refresher stops with the last handle.
-                if let Ok(_refresher) = background.spawn_refresher() {
-                    std::future::pending::<()>().await;
-                }
-            }))
-            .map_err(|_| worker_stopped())?;
-        Ok(TokenProvider { inner, worker })
-    }
-}
-
 impl fmt::Debug for TokenProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("blocking::TokenProvider")
@@ -271,76 +249,6 @@ fn worker_stopped() -> Error {
         "the blocking client's runtime thread has stopped; build a new client",
         None,
     )
-}
-
-/// Builds a [`blocking::TokenClient`](TokenClient): the settings of
-/// [`crate::TokenClientBuilder`], validated the same way by [`build`](Self::build).
-#[must_use = "a builder does nothing until build() is called"]
-#[derive(Debug)]
-pub struct TokenClientBuilder {
-    inner: crate::TokenClientBuilder,
-}
-
-impl TokenClientBuilder {
-    /// See [`crate::TokenClientBuilder::base_url`].
-    pub fn base_url(self, base_url: impl AsRef<str>) -> Self {
-        Self {
-            inner: self.inner.base_url(base_url),
-        }
-    }
-
-    /// See [`crate::TokenClientBuilder::connect_timeout`].
-    pub fn connect_timeout(self, timeout: Duration) -> Self {
-        Self {
-            inner: self.inner.connect_timeout(timeout),
-        }
-    }
-
-    /// See [`crate::TokenClientBuilder::timeout`].
-    pub fn timeout(self, timeout: Duration) -> Self {
-        Self {
-            inner: self.inner.timeout(timeout),
-        }
-    }
-
-    /// See [`crate::TokenClientBuilder::max_response_bytes`].
-    pub fn max_response_bytes(self, bytes: usize) -> Self {
-        Self {
-            inner: self.inner.max_response_bytes(bytes),
-        }
-    }
-
-    /// See [`crate::TokenClientBuilder::user_agent`].
-    pub fn user_agent(self, user_agent: impl Into<String>) -> Self {
-        Self {
-            inner: self.inner.user_agent(user_agent),
-        }
-    }
-
-    /// See [`crate::TokenClientBuilder::clock`].
-    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            inner: self.inner.clock(clock),
-        }
-    }
-
-    /// See [`crate::TokenClientBuilder::http_client_builder`].
-    pub fn http_client_builder(self, builder: reqwest::ClientBuilder) -> Self {
-        Self {
-            inner: self.inner.http_client_builder(builder),
-        }
-    }
-
-    /// Validates the settings, builds the client and starts its runtime thread.
-    ///
-    /// # Errors
-    /// Those of [`crate::TokenClientBuilder::build`], and [`ConfigError::Client`] if the
-    /// private runtime or its thread cannot be started.
-    pub fn build(self) -> Result<TokenClient, ConfigError> {
-        let client = self.inner.build()?;
-        let worker = Worker::start("blocking client")?;
-        Ok(TokenClient { client, worker })
-    }
 }
 
 impl fmt::Debug for TokenClient {

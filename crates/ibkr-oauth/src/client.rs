@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::error::ClientSetting;
 use crate::error::{ConfigError, Error};
 use crate::request::TokenRequest;
 use crate::token::Token;
@@ -234,22 +235,13 @@ impl TokenClientBuilder {
     pub fn build(self) -> Result<TokenClient, ConfigError> {
         let (base_url, https) = validate_base_url(&self.base_url)?;
         if self.connect_timeout.is_zero() || self.timeout.is_zero() {
-            return Err(ConfigError::Client(
-                "a timeout of zero would fail every request; give a positive duration".into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ZeroTimeout));
         }
         if self.max_response_bytes == 0 {
-            return Err(ConfigError::Client(
-                "a response cap of zero bytes would refuse every response; leave the default \
-                 (64 KiB) or give a positive size"
-                    .into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ZeroResponseCap));
         }
         if http::HeaderValue::from_str(&self.user_agent).is_err() {
-            return Err(ConfigError::Client(
-                "the user agent is not a valid HTTP header value: use visible ASCII characters"
-                    .into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::UserAgent));
         }
         let http = locked_http_client(
             self.http.unwrap_or_default(),
@@ -306,61 +298,47 @@ pub(crate) fn locked_http_client(
         http = http.no_proxy();
     }
     http.build().map_err(|e| {
-        ConfigError::Client(format!(
-            "the HTTP client could not be built ({e}); check the reqwest settings"
-        ))
+        ConfigError::Client(ClientSetting::HttpClient {
+            reason: e.to_string(),
+        })
     })
 }
 
 /// Checks a base URL against the policy (https, or http to loopback; no user info, query or
 /// fragment) and returns it without a trailing slash, and whether it is https.
 pub(crate) fn validate_base_url(raw: &str) -> Result<(String, bool), ConfigError> {
-    let url = url::Url::parse(raw.trim()).map_err(|e| {
-        ConfigError::Client(format!(
-            "the base URL is not a valid absolute URL ({e}); give one such as {IBKR_PRODUCTION}"
-        ))
-    })?;
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| ConfigError::Client(ClientSetting::BaseUrlNotUrl { reason: e }))?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(ConfigError::Client(
-            "the base URL carries user info (user:password@); the token endpoint authenticates \
-             by the assertion: remove it"
-                .into(),
-        ));
+        return Err(ConfigError::Client(ClientSetting::BaseUrlUserInfo));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::Client(
-            "the base URL has a query or fragment; give only scheme, host, port and path".into(),
-        ));
+        return Err(ConfigError::Client(ClientSetting::BaseUrlQueryOrFragment));
     }
     let Some(host) = url.host() else {
-        return Err(ConfigError::Client(
-            "the base URL has no host; give one such as https://api.ibkr.com".into(),
-        ));
+        return Err(ConfigError::Client(ClientSetting::BaseUrlNoHost));
     };
     // The whole token URL given as the base: caught here, not by a 404 from the server.
     if let Some(server) = url.path().trim_end_matches('/').strip_suffix(TOKEN_PATH) {
         let mut base = url.clone();
         base.set_path(server);
-        return Err(ConfigError::Client(format!(
-            "the base URL ends in {TOKEN_PATH}, the token endpoint's path, which the client adds \
-             itself; give the server alone: {}",
-            base.as_str().trim_end_matches('/')
-        )));
+        return Err(ConfigError::Client(ClientSetting::BaseUrlIsTokenUrl {
+            path: TOKEN_PATH,
+            server: base.as_str().trim_end_matches('/').to_owned(),
+        }));
     }
     let https = match url.scheme() {
         "https" => true,
         "http" if is_loopback(&host) => false,
         "http" => {
-            return Err(ConfigError::Client(format!(
-                "plain http to `{host}` is refused: the assertion and the token would travel \
-                 unencrypted; use https (http is allowed only to loopback hosts: 127.0.0.0/8, \
-                 ::1, localhost)"
-            )));
+            return Err(ConfigError::Client(ClientSetting::PlainHttp {
+                host: host.to_string(),
+            }));
         }
         other => {
-            return Err(ConfigError::Client(format!(
-                "the base URL's scheme `{other}` is not supported; use https"
-            )));
+            return Err(ConfigError::Client(ClientSetting::UnsupportedScheme {
+                scheme: other.to_owned(),
+            }));
         }
     };
     Ok((url.as_str().trim_end_matches('/').to_owned(), https))
@@ -375,78 +353,4 @@ pub(crate) fn is_loopback(host: &url::Host<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accepted_base_urls() {
-        for (raw, want, https) in [
-            ("https://api.ibkr.com", "https://api.ibkr.com", true),
-            ("https://api.ibkr.com/", "https://api.ibkr.com", true),
-            (
-                "https://gw.example/prefix/",
-                "https://gw.example/prefix",
-                true,
-            ),
-            ("http://127.0.0.1:8080", "http://127.0.0.1:8080", false),
-            ("http://127.5.6.7", "http://127.5.6.7", false),
-            ("http://[::1]:9000", "http://[::1]:9000", false),
-            ("http://LOCALHOST:1", "http://localhost:1", false),
-        ] {
-            assert_eq!(
-                validate_base_url(raw).unwrap(),
-                (want.to_owned(), https),
-                "{raw}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_base_url_with_the_token_path_is_refused_with_the_server_to_give() {
-        for (raw, server) in [
-            (
-                "https://api.ibkr.com/oauth2/api/v1/token",
-                "https://api.ibkr.com",
-            ),
-            (
-                "http://127.0.0.1:8080/oauth2/api/v1/token/",
-                "http://127.0.0.1:8080",
-            ),
-            (
-                "https://gw.example/prefix/oauth2/api/v1/token",
-                "https://gw.example/prefix",
-            ),
-        ] {
-            let Err(ConfigError::Client(message)) = validate_base_url(raw) else {
-                panic!("{raw} is refused");
-            };
-            assert!(
-                message.ends_with(&format!("give the server alone: {server}")),
-                "{message}"
-            );
-        }
-    }
-
-    #[test]
-    fn refused_base_urls() {
-        for raw in [
-            "http://api.ibkr.com",
-            "http://128.0.0.1",
-            "http://[::2]",
-            "http://localhost.example.com",
-            "http://10.0.0.1",
-            "ftp://api.ibkr.com",
-            "api.ibkr.com",
-            "",
-            "https://user:pw@api.ibkr.com",
-            "https://api.ibkr.com/?x=1",
-            "https://api.ibkr.com/#f",
-            "file:///etc/passwd",
-        ] {
-            assert!(
-                matches!(validate_base_url(raw), Err(ConfigError::Client(_))),
-                "{raw}"
-            );
-        }
-    }
-}
+mod tests;

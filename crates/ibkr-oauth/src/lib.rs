@@ -237,9 +237,13 @@
 
 // Modules in the order one token request flows through them: configuration -> assertion ->
 // request -> HTTP (the generated operation) -> response mapping -> token -> cache.
-mod clock; // the injectable wall clock
+pub mod clock; // the injectable wall clock (Clock, SystemClock)
 
-mod assertion; // keys, algorithms, the signed client assertion
+mod setting; // ConfigError: a setting refused, and what was wrong with it (a leaf)
+
+mod algorithm; // the JWS algorithms and key types (a leaf)
+
+mod assertion; // keys, the signer, the signed client assertion
 
 mod request; // the token request: assertion source, scopes
 
@@ -253,7 +257,7 @@ mod problem; // the RFC 9457 and RFC 6749 refusal bodies
 
 mod sanitize; // the one sanitiser of server-supplied text
 
-mod error; // Error, ErrorKind, ConfigError
+mod error; // Error, ErrorKind; KeyError, SignError
 
 mod token; // the granted token
 
@@ -280,21 +284,47 @@ pub mod api; // IBKR Web API calls (the echo endpoints) through the generated op
 pub mod blocking; // the client and the provider for programs without an async runtime
 
 pub use assertion::{
-    Algorithm, AssertionSigner, ClientAssertion, KeyError, KeySource, KeyType, PrivateKey,
-    SignError, Signer, SignerBuilder,
+    Algorithm, AssertionSigner, ClientAssertion, KeyError, PrivateKey, SignError, Signer,
 };
-pub use client::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
-    IBKR_PRODUCTION, IBKR_QA, TOKEN_PATH, TokenClient, TokenClientBuilder,
-};
-pub use clock::{Clock, SystemClock};
+pub use client::{IBKR_PRODUCTION, IBKR_QA, TokenClient};
 pub use config::{Config, SettingOrigin, env_vars};
 pub use error::{ConfigError, Error, ErrorKind, ResponseInfo};
 pub use problem::{OAuthError, Problem};
-pub use request::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS, TokenRequest, TokenRequestBuilder};
+pub use request::TokenRequest;
 pub use sanitize::sanitize;
-pub use source::{FixedToken, FnSource, TokenFuture, TokenSource};
-pub use token::{Token, TokenBuilder};
+pub use source::{FetchContext, FixedToken, FnSource, TokenFuture, TokenSource};
+pub use token::Token;
+
+/// The builders of the root types, for code that names them (a function that takes a
+/// half-configured builder); most code reaches them through `X::builder()`.
+pub mod builders {
+    pub use crate::assertion::SignerBuilder;
+    pub use crate::client::TokenClientBuilder;
+    pub use crate::request::TokenRequestBuilder;
+    pub use crate::token::TokenBuilder;
+}
+
+/// The token client's defaults and the token endpoint's limits.
+pub mod constants {
+    pub use crate::client::{
+        DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
+        TOKEN_PATH,
+    };
+    pub use crate::request::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS};
+}
+
+/// What was wrong with a refused setting: the data inside [`ConfigError`]'s variants.
+pub mod config_error {
+    pub use crate::error::{
+        ClientSetting, PacingSetting, ProviderSetting, RequestSetting, SessionSetting, SignerField,
+        SignerSetting, VariableProblem,
+    };
+}
+
+/// What a key is and where it came from, as key errors and the key generator name them.
+pub mod key {
+    pub use crate::assertion::{KeyOrigin, KeyType};
+}
 
 /// The HTTP status type used in errors (re-exported from the `http` crate).
 pub use http::StatusCode;

@@ -18,6 +18,7 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use http::header::AUTHORIZATION;
@@ -27,6 +28,7 @@ use reqwest_middleware::{Middleware, Next};
 use url::Url;
 
 use crate::client::is_loopback;
+use crate::error::ClientSetting;
 use crate::error::ConfigError;
 use crate::source::TokenSource;
 use crate::token::Token;
@@ -76,17 +78,10 @@ impl BearerAuth {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn from_arc(source: Arc<dyn TokenSource>, api_base_url: &str) -> Result<Self, ConfigError> {
-        let url = Url::parse(api_base_url).map_err(|e| {
-            ConfigError::Client(format!(
-                "the API base URL is not a URL ({e}); pass e.g. https://api.ibkr.com"
-            ))
-        })?;
+        let url = Url::parse(api_base_url)
+            .map_err(|e| ConfigError::Client(ClientSetting::ApiBaseUrlNotUrl { reason: e }))?;
         if !is_safe(&url) {
-            return Err(ConfigError::Client(
-                "the API base URL must be https (plain http only to a loopback host): the token \
-                 would cross the network in clear"
-                    .into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ApiBaseUrlNotHttps));
         }
         Ok(Self {
             source,
@@ -180,21 +175,71 @@ impl Middleware for BearerAuth {
             return Ok(response);
         }
         self.source.invalidate(&token).await;
+        let once = Once {
+            refused: "the API refused the token (401)",
+            cannot_resend: "the body cannot be resent",
+            no_fresh: "no new one could be had",
+            resending: "sending the request once more with a new one",
+        };
+        once.resend(
+            response,
+            again,
+            self.source.access_token(),
+            |request, fresh| authorize(request, fresh),
+            next,
+            extensions,
+        )
+        .await
+    }
+}
+
+/// One refusal answered by sending the request once more with a fresh credential: the one
+/// "retry once" of both modes (BearerAuth's 401, SessionAuth's 401 and `no bridge`). What it
+/// logs says which refusal it was.
+pub(crate) struct Once {
+    /// The refusal (`the API refused the token (401)`).
+    pub(crate) refused: &'static str,
+    /// Why it cannot be resent when the request could not be cloned (a streamed body).
+    pub(crate) cannot_resend: &'static str,
+    /// What failed when no fresh credential could be had.
+    pub(crate) no_fresh: &'static str,
+    /// What happens when it is resent.
+    pub(crate) resending: &'static str,
+}
+
+impl Once {
+    /// Resends `again` (the request's clone, taken before it went out) with the credential
+    /// `fresh` yields; the caller gets `response` as it is when the request cannot be resent
+    /// or no fresh credential can be had. `fresh` is not awaited (nothing is done) when the
+    /// request cannot be resent.
+    pub(crate) async fn resend<C>(
+        self,
+        response: Response,
+        again: Option<Request>,
+        fresh: impl Future<Output = Result<C, crate::Error>>,
+        authorize: impl FnOnce(&mut Request, &C),
+        next: Next<'_>,
+        extensions: &mut Extensions,
+    ) -> reqwest_middleware::Result<Response> {
+        let Self {
+            refused,
+            cannot_resend,
+            no_fresh,
+            resending,
+        } = self;
         let Some(mut again) = again else {
-            tracing::debug!("the API refused the token (401); the body cannot be resent");
+            tracing::debug!("{refused}; {cannot_resend}");
             return Ok(response);
         };
-        let fresh = match self.source.access_token().await {
+        let fresh = match fresh.await {
             Ok(fresh) => fresh,
-            // No new token: the caller gets the 401 it already has.
+            // No fresh credential: the caller gets the refusal it already has.
             Err(error) => {
-                tracing::warn!(error = %error, "the API refused the token (401) and no new one could be had");
+                tracing::warn!(error = %error, "{refused} and {no_fresh}");
                 return Ok(response);
             }
         };
-        tracing::info!(
-            "the API refused the token (401); sending the request once more with a new one"
-        );
+        tracing::info!("{refused}; {resending}");
         drop(response);
         authorize(&mut again, &fresh);
         next.run(again, extensions).await

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::assertion::{AssertionSigner, ClientAssertion};
+use crate::error::RequestSetting;
 use crate::error::{ConfigError, Error};
 
 /// The grant type of the client credentials flow (RFC 6749 section 4.4): what IBKR takes.
@@ -168,16 +169,10 @@ impl TokenRequestBuilder {
     pub fn build(self) -> Result<TokenRequest, ConfigError> {
         let assertion = match self.assertion {
             None => {
-                return Err(ConfigError::Request(
-                    "no client assertion: call `.signer(...)` or `.assertion(...)` on the request \
-                     builder"
-                        .into(),
-                ));
+                return Err(ConfigError::Request(RequestSetting::NoAssertion));
             }
             Some(AssertionSource::Fixed(a)) if a.expose_secret().trim().is_empty() => {
-                return Err(ConfigError::Request(
-                    "the client assertion is empty: pass the signed compact JWS".into(),
-                ));
+                return Err(ConfigError::Request(RequestSetting::EmptyAssertion));
             }
             Some(source) => source,
         };
@@ -185,23 +180,21 @@ impl TokenRequestBuilder {
             None
         } else {
             if self.scopes.iter().any(|s| s.trim().is_empty()) {
-                return Err(ConfigError::Request(
-                    "a scope is empty: pass scope names such as `echo.read`".into(),
-                ));
+                return Err(ConfigError::Request(RequestSetting::EmptyScope));
             }
             let joined = self.scopes.join(" ");
             if let Some(i) = joined.chars().position(char::is_control) {
-                return Err(ConfigError::Request(format!(
-                    "the scope contains a control character (at character {i}): scopes are \
-                     printable names joined by spaces"
-                )));
+                return Err(ConfigError::Request(
+                    RequestSetting::ScopeControlCharacter { at: i },
+                ));
             }
             let chars = joined.chars().count();
             if !(SCOPE_MIN_CHARS..=SCOPE_MAX_CHARS).contains(&chars) {
-                return Err(ConfigError::Request(format!(
-                    "the scope is {chars} characters long; the token endpoint accepts \
-                     {SCOPE_MIN_CHARS} to {SCOPE_MAX_CHARS}: request fewer or longer scopes"
-                )));
+                return Err(ConfigError::Request(RequestSetting::ScopeLength {
+                    chars,
+                    min: SCOPE_MIN_CHARS,
+                    max: SCOPE_MAX_CHARS,
+                }));
             }
             Some(joined)
         };
@@ -210,55 +203,4 @@ impl TokenRequestBuilder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn builder() -> TokenRequestBuilder {
-        TokenRequest::builder().assertion(ClientAssertion::new("a.b.c"))
-    }
-
-    #[test]
-    fn defaults() {
-        let r = builder().build().unwrap();
-        assert_eq!(r.grant_type(), "client_credentials");
-        assert_eq!(
-            r.client_assertion_type(),
-            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-        );
-        assert_eq!(r.scope(), None);
-    }
-
-    #[test]
-    fn scope_and_scopes_join_with_spaces() {
-        let r = builder()
-            .scope("echo.read")
-            .scopes(["echo.write", "sso-sessions.write"]);
-        assert_eq!(
-            r.build().unwrap().scope(),
-            Some("echo.read echo.write sso-sessions.write")
-        );
-    }
-
-    #[test]
-    fn missing_or_empty_assertion_is_refused() {
-        let e = TokenRequest::builder().build().unwrap_err();
-        assert!(matches!(e, ConfigError::Request(_)), "{e:?}");
-        let e = TokenRequest::builder()
-            .assertion(ClientAssertion::new(" "))
-            .build()
-            .unwrap_err();
-        assert!(matches!(e, ConfigError::Request(_)), "{e:?}");
-    }
-
-    #[test]
-    fn empty_scope_is_refused() {
-        assert!(matches!(
-            builder().scope("").build(),
-            Err(ConfigError::Request(_))
-        ));
-        assert!(matches!(
-            builder().scope("echo.read\n").build(),
-            Err(ConfigError::Request(_))
-        ));
-    }
-}
+mod tests;

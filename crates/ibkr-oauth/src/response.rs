@@ -178,5 +178,4 @@ pub(crate) fn parse_retry_after(value: &str, base: SystemTime) -> Option<Duratio
 }
 
 #[cfg(test)]
-#[path = "response_tests.rs"]
 mod tests;

@@ -1,14 +1,20 @@
-//! [`TokenSource`]: anything that hands out access tokens. [`TokenProvider`] (one process)
-//! implements it; so do [`FixedToken`] (tests), [`FnSource`] (a closure), and, in other
-//! crates, a fleet-shared cache. Code that needs a token (the bearer middleware, your own API
-//! client) takes a `TokenSource`, so a test can hand it a fake.
+//! [`TokenSource`]: anything that hands out access tokens, the one trait for it. [`TokenProvider`]
+//! (one process) implements it; so do [`FixedToken`] (tests), [`FnSource`] (a closure),
+//! [`ClientFetch`] (one request per token, the provider's bottom layer) and, in other crates,
+//! a fleet-shared cache. Code that needs a token (the bearer middleware, your own API client)
+//! takes a `TokenSource`, so a test can hand it a fake; a [`TokenProvider`] caches in front of
+//! any `TokenSource` ([`TokenProvider::with_source`]), calling its
+//! [`fetch`](TokenSource::fetch).
 //!
+//! [`ClientFetch`]: crate::provider::ClientFetch
+//! [`TokenProvider::with_source`]: crate::provider::TokenProvider::with_source
 //! [`TokenProvider`]: crate::provider::TokenProvider
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::error::Error;
 use crate::token::Token;
@@ -63,17 +69,36 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
     /// next [`access_token`](Self::access_token) brings a new one. Returns whether it was the
     /// current one.
     async fn invalidate(&self, token: &Token) -> bool;
+
+    /// A new token for one attempt of a cache in front (a
+    /// [`TokenProvider`](crate::provider::TokenProvider) built with
+    /// [`with_source`](crate::provider::TokenProvider::with_source)), whose assertion, if
+    /// this source signs one, is stamped at `context.assertion_time` (the local time
+    /// corrected by the server's clock). The cache retries a retryable error
+    /// ([`Error::is_retryable`]).
+    ///
+    /// The default hands out [`access_token`](Self::access_token): right for a source that
+    /// signs nothing. A source that signs assertions (or passes the context on to one that
+    /// does) overrides it.
+    async fn fetch(&self, context: FetchContext) -> Result<Token, Error> {
+        let _ = context;
+        Ok(Token::clone(&*self.access_token().await?))
+    }
 }
 
-#[cfg(feature = "provider")]
-#[async_trait::async_trait]
-impl TokenSource for crate::provider::TokenProvider {
-    async fn access_token(&self) -> Result<Arc<Token>, Error> {
-        crate::provider::TokenProvider::access_token(self).await
-    }
+/// What one attempt of [`TokenSource::fetch`] is told.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct FetchContext {
+    /// The time to stamp the assertion with: the local clock, shifted by the measured offset
+    /// of the server's clock when that exceeds the threshold.
+    pub assertion_time: SystemTime,
+}
 
-    async fn invalidate(&self, token: &Token) -> bool {
-        crate::provider::TokenProvider::invalidate(self, token)
+impl FetchContext {
+    /// A context for an attempt stamped at `assertion_time` (for tests of a custom source).
+    pub fn new(assertion_time: SystemTime) -> Self {
+        Self { assertion_time }
     }
 }
 
@@ -85,6 +110,25 @@ impl<S: TokenSource + ?Sized> TokenSource for Arc<S> {
 
     async fn invalidate(&self, token: &Token) -> bool {
         (**self).invalidate(token).await
+    }
+
+    async fn fetch(&self, context: FetchContext) -> Result<Token, Error> {
+        (**self).fetch(context).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: TokenSource + ?Sized> TokenSource for Box<S> {
+    async fn access_token(&self) -> Result<Arc<Token>, Error> {
+        (**self).access_token().await
+    }
+
+    async fn invalidate(&self, token: &Token) -> bool {
+        (**self).invalidate(token).await
+    }
+
+    async fn fetch(&self, context: FetchContext) -> Result<Token, Error> {
+        (**self).fetch(context).await
     }
 }
 

@@ -7,11 +7,12 @@ mod assertion_support;
 use std::path::PathBuf;
 
 use assertion_support::*;
-use ibkr_oauth::{Algorithm, KeySource, KeyType, PrivateKey};
+use ibkr_oauth::key::{KeyOrigin, KeyType};
+use ibkr_oauth::{Algorithm, PrivateKey};
 use ibkr_oauth::{Error, KeyError};
 
-fn file_source(name: &str) -> KeySource {
-    KeySource::File(fixture(name))
+fn file_source(name: &str) -> KeyOrigin {
+    KeyOrigin::File(fixture(name))
 }
 
 #[test]
@@ -31,7 +32,7 @@ fn accepted_formats_have_the_right_type_and_size() {
         // The same key from a string: same public key, source named as the PEM string.
         let from_str = PrivateKey::from_pem(&fixture_text(name)).expect(name);
         assert_eq!(from_str.public_key_der(), key.public_key_der());
-        assert_eq!(from_str.source(), &KeySource::PemString);
+        assert_eq!(from_str.source(), &KeyOrigin::PemString);
     }
 }
 
@@ -87,7 +88,7 @@ fn empty_file_and_empty_string() {
     std::fs::write(&empty, "").expect("write");
     let err = PrivateKey::from_pem_file(&empty).expect_err("empty");
     assert!(
-        matches!(&err, KeyError::Empty { origin } if *origin == KeySource::File(empty.clone())),
+        matches!(&err, KeyError::Empty { origin } if *origin == KeyOrigin::File(empty.clone())),
         "{err:?}"
     );
     assert!(err.to_string().contains("empty.pem"), "{err}");
@@ -100,7 +101,7 @@ fn empty_file_and_empty_string() {
         matches!(
             err,
             KeyError::Empty {
-                origin: KeySource::PemString
+                origin: KeyOrigin::PemString
             }
         ),
         "{err:?}"
@@ -114,7 +115,7 @@ fn garbage_and_binary() {
         matches!(
             err,
             KeyError::NotPem {
-                origin: KeySource::PemString
+                origin: KeyOrigin::PemString
             }
         ),
         "{err:?}"
@@ -124,7 +125,7 @@ fn garbage_and_binary() {
     std::fs::write(&binary, [0x30u8, 0x82, 0xff, 0xfe, 0x00, 0x80]).expect("write");
     let err = PrivateKey::from_pem_file(&binary).expect_err("binary");
     assert!(
-        matches!(&err, KeyError::NotPem { origin } if *origin == KeySource::File(binary.clone())),
+        matches!(&err, KeyError::NotPem { origin } if *origin == KeyOrigin::File(binary.clone())),
         "{err:?}"
     );
     assert!(
@@ -138,7 +139,7 @@ fn missing_file() {
     let path = PathBuf::from("/nonexistent/ibkr/private.pem");
     let err = PrivateKey::from_pem_file(&path).expect_err("missing");
     assert!(
-        matches!(&err, KeyError::FileRead { origin, .. } if *origin == KeySource::File(path.clone())),
+        matches!(&err, KeyError::FileRead { origin, .. } if *origin == KeyOrigin::File(path.clone())),
         "{err:?}"
     );
     assert!(
@@ -186,7 +187,7 @@ fn a_fifo_or_a_directory_is_refused_unopened() {
         .expect("from_pem_file blocked on the FIFO")
         .expect_err("a FIFO");
     assert!(
-        matches!(&err, KeyError::NotAFile { origin } if *origin == KeySource::File(fifo.clone())),
+        matches!(&err, KeyError::NotAFile { origin } if *origin == KeyOrigin::File(fifo.clone())),
         "{err:?}"
     );
     let err = PrivateKey::from_pem_file(&dir).expect_err("a directory");
@@ -324,7 +325,7 @@ fn malformed_key_blocks() {
             matches!(
                 err,
                 KeyError::Malformed {
-                    origin: KeySource::PemString,
+                    origin: KeyOrigin::PemString,
                     ..
                 }
             ),
@@ -393,7 +394,7 @@ fn env_child() {
     assert_eq!(key.key_type(), KeyType::Rsa);
     assert_eq!(
         key.source(),
-        &KeySource::EnvVar {
+        &KeyOrigin::EnvVar {
             name: var.into(),
             file: None
         }
@@ -407,7 +408,7 @@ fn env_child() {
     let file = Some(fixture("ed25519_pkcs8.pem"));
     assert_eq!(
         key.source(),
-        &KeySource::EnvVar {
+        &KeyOrigin::EnvVar {
             name: var.into(),
             file
         }
@@ -419,7 +420,7 @@ fn env_child() {
         matches!(
             err,
             KeyError::IsPublic {
-                origin: KeySource::EnvVar { .. }
+                origin: KeyOrigin::EnvVar { .. }
             }
         ),
         "{err:?}"

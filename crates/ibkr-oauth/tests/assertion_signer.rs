@@ -10,9 +10,8 @@ use assertion_support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ibkr_oauth::Error;
-use ibkr_oauth::{
-    Algorithm, ClientAssertion, ConfigError, PrivateKey, SignError, Signer, SignerBuilder,
-};
+use ibkr_oauth::builders::SignerBuilder;
+use ibkr_oauth::{Algorithm, ClientAssertion, ConfigError, PrivateKey, SignError, Signer};
 
 const PINNED: u64 = 1_700_000_000;
 

@@ -16,9 +16,7 @@ fn request() -> TokenRequest {
 }
 
 fn client(url: &str) -> ibkr_oauth::blocking::TokenClient {
-    ibkr_oauth::blocking::TokenClient::builder()
-        .base_url(url)
-        .build()
+    ibkr_oauth::blocking::TokenClient::build(ibkr_oauth::TokenClient::builder().base_url(url))
         .unwrap()
 }
 
@@ -60,11 +58,18 @@ fn blocking_request_maps_errors_like_the_async_client() {
 
 #[test]
 fn blocking_client_refuses_plain_http_at_build() {
-    let e = ibkr_oauth::blocking::TokenClient::builder()
-        .base_url("http://api.ibkr.com")
-        .build()
-        .unwrap_err();
-    assert!(matches!(e, ibkr_oauth::ConfigError::Client(_)), "{e:?}");
+    let e = ibkr_oauth::blocking::TokenClient::build(
+        ibkr_oauth::TokenClient::builder().base_url("http://api.ibkr.com"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            ibkr_oauth::ConfigError::Client(ibkr_oauth::config_error::ClientSetting::PlainHttp { host })
+                if host == "api.ibkr.com"
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]

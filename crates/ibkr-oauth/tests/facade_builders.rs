@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
+use ibkr_oauth::config_error::RequestSetting;
+use ibkr_oauth::constants::{SCOPE_MAX_CHARS, SCOPE_MIN_CHARS};
 use ibkr_oauth::{
-    ClientAssertion, ConfigError, IBKR_PRODUCTION, IBKR_QA, SCOPE_MAX_CHARS, SCOPE_MIN_CHARS,
-    TokenClient, TokenRequest,
+    ClientAssertion, ConfigError, IBKR_PRODUCTION, IBKR_QA, TokenClient, TokenRequest,
 };
 
 fn config_error(result: Result<TokenClient, ConfigError>) -> String {
     match result {
-        Err(ConfigError::Client(message)) => message,
+        Err(ConfigError::Client(setting)) => setting.to_string(),
         other => panic!("expected ConfigError::Client, got {other:?}"),
     }
 }
@@ -105,7 +106,7 @@ fn request_with_scope(scope: &str) -> Result<TokenRequest, ConfigError> {
 
 fn request_error(result: Result<TokenRequest, ConfigError>) -> String {
     match result {
-        Err(ConfigError::Request(message)) => message,
+        Err(ConfigError::Request(setting)) => setting.to_string(),
         other => panic!("expected ConfigError::Request, got {other:?}"),
     }
 }
@@ -120,6 +121,14 @@ fn scope_length_bounds() {
     assert_eq!(
         request_with_scope(&max).unwrap().scope(),
         Some(max.as_str())
+    );
+    assert_eq!(
+        request_with_scope(&"a".repeat(1025)).unwrap_err(),
+        ConfigError::Request(RequestSetting::ScopeLength {
+            chars: 1025,
+            min: 4,
+            max: 1024
+        })
     );
     let message = request_error(request_with_scope(&"a".repeat(1025)));
     assert!(message.contains("1025 characters"), "{message}");

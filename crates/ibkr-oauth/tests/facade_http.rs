@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use common::closed_port_url;
-use ibkr_oauth::{
-    ClientAssertion, Clock, DEFAULT_USER_AGENT, Error, ExposeSecret, StatusCode, TokenClient,
-    TokenRequest,
-};
+use ibkr_oauth::clock::Clock;
+use ibkr_oauth::constants::DEFAULT_USER_AGENT;
+use ibkr_oauth::{ClientAssertion, Error, ExposeSecret, StatusCode, TokenClient, TokenRequest};
 use mockito::{Matcher, Server, ServerGuard};
 use serde_json::json;
 
@@ -587,7 +586,7 @@ async fn streamed_body_over_the_cap_is_refused_without_reading_it_whole() {
     let e = client(&server).request_token(&request()).await.unwrap_err();
     match &e {
         Error::ResponseTooLarge { limit, response } => {
-            assert_eq!(*limit, ibkr_oauth::DEFAULT_MAX_RESPONSE_BYTES);
+            assert_eq!(*limit, ibkr_oauth::constants::DEFAULT_MAX_RESPONSE_BYTES);
             assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
         }
         other => panic!("expected Error::ResponseTooLarge, got {other:?}"),

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::Bodies;
+use ibkr_oauth::clock::Clock;
 use ibkr_oauth::provider::TokenProvider;
-use ibkr_oauth::{Algorithm, Clock, PrivateKey, Signer, TokenClient};
+use ibkr_oauth::{Algorithm, PrivateKey, Signer, TokenClient};
 
 #[derive(Debug)]
 struct Pinned(SystemTime);

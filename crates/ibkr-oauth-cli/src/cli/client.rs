@@ -286,7 +286,34 @@ pub struct ExecArgs {
     /// --sink-json`).
     #[arg(long, value_name = "PATH[:MODE]")]
     pub sink_json: Vec<String>,
+    /// IBKR's SSO session for the command.
+    #[command(flatten)]
+    pub session: ExecSessionArgs,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// `exec --session`: an SSO session held open for the command's life.
+#[derive(Debug, Args)]
+pub struct ExecSessionArgs {
+    /// Also open IBKR's SSO session for the command and keep it alive while it runs (logged
+    /// out when it ends): the command gets IBKR_SSO_TOKEN (the bearer of /v1/api calls),
+    /// IBKR_SSO_TOKEN_FILE and IBKR_GATEWAY_URL (where /v1/api calls go). The scope defaults
+    /// to sso-sessions.write.
+    #[arg(long)]
+    pub session: bool,
+    /// The IBKR username the session is for [env: IBKR_USERNAME].
+    #[arg(long, value_name = "USERNAME", requires = "session")]
+    pub username: Option<String>,
+    /// The public IP IBKR sees your requests come from [env: IBKR_SESSION_IP].
+    #[arg(long, value_name = "IP", requires = "session")]
+    pub ip: Option<String>,
+    /// Open the brokerage session too (`/iserver`: trading, market data).
+    #[arg(long, requires = "session")]
+    pub brokerage: bool,
+    /// Seconds between two keep-alive tickles (IBKR asks for about 60).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "session",
+          value_parser = clap::value_parser!(u64).range(1..=240))]
+    pub tickle_interval: u64,
 }

@@ -9,6 +9,15 @@
 //!   `expires_at`). A long-running child reads the file when it needs the token, or when told
 //!   (`--on-refresh signal:HUP`).
 //!
+//! With `--session` (and `--username`, `IBKR_USERNAME`), `exec` also opens IBKR's SSO session
+//! (the brokerage session too with `--brokerage`), keeps it alive while the child runs, and logs
+//! it out when the child ends. The child gets:
+//! - `IBKR_SSO_TOKEN`: the SSO bearer of its `/v1/api` calls (`Authorization: Bearer ...`);
+//! - `IBKR_SSO_TOKEN_FILE`: a file that always holds the current SSO token (the session
+//!   heals itself by opening a new SSO session when IBKR ends one: the file is rewritten, and
+//!   `--on-refresh` acts as for a new access token);
+//! - `IBKR_GATEWAY_URL`: where its `/v1/api` calls go, e.g. `https://api.ibkr.com/v1/api`.
+//!
 //! Key material is not passed on: `IBKR_PRIVATE_KEY`, `IBKR_PRIVATE_KEY_PASSPHRASE` and
 //! `IBKR_REDIS_KEY` are removed from the child's environment. The token is never in an argument
 //! (so never in `ps`), nor in the log; the environment of a process is readable by its user and
@@ -33,7 +42,8 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ibkr_oauth::{ExposeSecret as _, Token};
+use ibkr_oauth::session::{SSO_SESSIONS_SCOPE, Session, SsoToken};
+use ibkr_oauth::{ExposeSecret as _, Token, TokenSource};
 use rustix::process::{Pid, Signal};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
@@ -51,12 +61,20 @@ pub const TOKEN_VAR: &str = "IBKR_ACCESS_TOKEN";
 pub const TOKEN_FILE_VAR: &str = "IBKR_ACCESS_TOKEN_FILE";
 /// The variable that holds the path of the file with the current token as the contract's JSON.
 pub const JSON_FILE_VAR: &str = "IBKR_TOKEN_JSON_FILE";
+/// With `--session`: the variable that holds the SSO token.
+pub const SSO_TOKEN_VAR: &str = "IBKR_SSO_TOKEN";
+/// With `--session`: the variable that holds the path of the file with the current SSO token.
+pub const SSO_TOKEN_FILE_VAR: &str = "IBKR_SSO_TOKEN_FILE";
+/// With `--session`: the variable that holds the base URL of `/v1/api` calls.
+pub const GATEWAY_URL_VAR: &str = "IBKR_GATEWAY_URL";
 /// Variables holding key material, never passed to the child.
 pub const WITHHELD: [&str; 3] = [
     "IBKR_PRIVATE_KEY",
     "IBKR_PRIVATE_KEY_PASSPHRASE",
     "IBKR_REDIS_KEY",
 ];
+/// How often `exec --session` looks for a new SSO token (a lock and a compare).
+const SSO_LOOK: Duration = Duration::from_secs(1);
 /// How long a child may take to stop on SIGTERM before a restart kills it.
 const RESTART_GRACE: Duration = Duration::from_secs(10);
 
@@ -107,29 +125,58 @@ impl std::str::FromStr for OnRefresh {
     }
 }
 
-/// What the child is handed. Today the access token; with a session (the session module), the
-/// SSO token and the gateway URL join it here, as `IBKR_SSO_TOKEN` and `IBKR_GATEWAY_URL`, and
-/// `changed` compares them too.
+/// What the child is handed: the access token and, with `--session`, the SSO token and the
+/// URL its `/v1/api` calls go to.
 #[derive(Debug, Clone)]
 pub struct Handout {
     /// The access token.
     pub token: Arc<Token>,
+    /// The SSO session's part, with `--session`.
+    pub session: Option<SessionHandout>,
+}
+
+/// The SSO session's part of a [`Handout`].
+#[derive(Debug, Clone)]
+pub struct SessionHandout {
+    /// The SSO bearer of `/v1/api` calls.
+    pub sso: Arc<SsoToken>,
+    /// Where `/v1/api` calls go (`{base URL}/v1/api`).
+    pub gateway_url: String,
 }
 
 impl Handout {
     /// The child's variables: (name, value). The values are secrets: only for the child's
     /// environment, never for a log.
     fn variables(&self, token_var: &str) -> Vec<(String, String)> {
-        vec![(
+        let mut variables = vec![(
             token_var.to_owned(),
             self.token.access_token().expose_secret().to_owned(),
-        )]
+        )];
+        if let Some(session) = &self.session {
+            variables.push((
+                SSO_TOKEN_VAR.to_owned(),
+                session.sso.secret().expose_secret().to_owned(),
+            ));
+            variables.push((GATEWAY_URL_VAR.to_owned(), session.gateway_url.clone()));
+        }
+        variables
     }
 
     /// Whether `other` hands out something else than `self`.
     fn changed(&self, other: &Handout) -> bool {
-        !crate::watch::same(&self.token, &other.token)
+        let sso_changed = match (&self.session, &other.session) {
+            (Some(a), Some(b)) => !a.sso.same(&b.sso),
+            (None, None) => false,
+            _ => true,
+        };
+        sso_changed || !crate::watch::same(&self.token, &other.token)
     }
+}
+
+/// What changed since the child was handed its variables.
+enum Update {
+    Token(Arc<Token>),
+    Sso(Arc<SsoToken>),
 }
 
 /// A private directory holding the token files, removed on drop.
@@ -137,10 +184,12 @@ struct TokenFiles {
     dir: PathBuf,
     token: Sink,
     json: Sink,
+    /// The SSO token's file, with `--session`.
+    sso: Option<Sink>,
 }
 
 impl TokenFiles {
-    fn create() -> Result<Self, Error> {
+    fn create(session: bool) -> Result<Self, Error> {
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .filter(|d| !d.is_empty())
             .map_or_else(std::env::temp_dir, PathBuf::from);
@@ -160,13 +209,17 @@ impl TokenFiles {
         Ok(Self {
             token: sink("token", Format::Token),
             json: sink("token.json", Format::Json),
+            sso: session.then(|| sink("sso-token", Format::Token)),
             dir,
         })
     }
 
-    fn write(&self, token: &Token) -> Result<(), Error> {
-        self.token.write(token)?;
-        self.json.write(token)?;
+    fn write(&self, handout: &Handout) -> Result<(), Error> {
+        self.token.write(&handout.token)?;
+        self.json.write(&handout.token)?;
+        if let (Some(file), Some(session)) = (&self.sso, &handout.session) {
+            file.write_text(session.sso.secret().expose_secret())?;
+        }
         Ok(())
     }
 }
@@ -175,6 +228,9 @@ impl Drop for TokenFiles {
     fn drop(&mut self) {
         self.token.remove();
         self.json.remove();
+        if let Some(sso) = &self.sso {
+            sso.remove();
+        }
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
@@ -186,15 +242,35 @@ impl Drop for TokenFiles {
 /// cannot be started ([`Error::Exec`]).
 pub async fn run(args: &ExecArgs) -> Result<u8, Error> {
     let mut settings = Settings::new(&args.signer, Some(&args.request))?;
+    if args.session.session {
+        settings =
+            settings.with_session(args.session.username.as_deref(), args.session.ip.as_deref());
+    }
     let client = settings.client()?;
     let signer = settings.signer()?;
-    let (source, _refresher) = super::serve::token_source(&settings, client, signer, &args.redis)?;
+    // The session's access token needs sso-sessions.write: the default scope with --session.
+    let scope = settings
+        .scope()
+        .or(args.session.session.then_some(SSO_SESSIONS_SCOPE));
+    let (source, _refresher) =
+        super::serve::token_source(client, signer.clone(), scope, &args.redis)?;
     let sinks = super::serve::sinks(&args.sink, &args.sink_json)?;
+    let session = match args.session.session {
+        true => Some(open_session(args, &settings, signer, Arc::clone(&source)).await?),
+        false => None,
+    };
     let mut handout = Handout {
         token: source.access_token().await?,
+        session: match &session {
+            Some((session, gateway_url)) => Some(SessionHandout {
+                sso: session.sso_token().await?,
+                gateway_url: gateway_url.clone(),
+            }),
+            None => None,
+        },
     };
-    let files = TokenFiles::create()?;
-    files.write(&handout.token)?;
+    let files = TokenFiles::create(session.is_some())?;
+    files.write(&handout)?;
     if let Some(failure) = crate::sink::write_all(&sinks, &handout.token)
         .into_iter()
         .next()
@@ -205,31 +281,45 @@ pub async fn run(args: &ExecArgs) -> Result<u8, Error> {
     let mut forward = Forward::listen()?;
     let mut child = spawn(args, &handout, &files)?;
 
-    let (new_tokens, mut tokens) = mpsc::unbounded_channel();
-    let watcher = tokio::spawn(watch(Arc::clone(&source), move |event| match event {
-        Event::New { token, .. } => {
-            let _ = new_tokens.send(Arc::clone(token));
-        }
-        Event::Failed(error) => {
-            eprintln!(
-                "ibkr-oauth exec: no new token yet: {}; the child keeps the one it has, still \
-                 retrying",
-                crate::exit::one_line(&crate::exit::chain(&Error::Sdk(error.clone())))
-            );
+    let (updates, mut updated) = mpsc::unbounded_channel();
+    let watcher = tokio::spawn(watch(Arc::clone(&source), {
+        let updates = updates.clone();
+        move |event| match event {
+            Event::New { token, .. } => {
+                let _ = updates.send(Update::Token(Arc::clone(token)));
+            }
+            Event::Failed(error) => {
+                eprintln!(
+                    "ibkr-oauth exec: no new token yet: {}; the child keeps the one it has, still \
+                     retrying",
+                    crate::exit::one_line(&crate::exit::chain(&Error::Sdk(error.clone())))
+                );
+            }
         }
     }));
+    let session_watcher = session
+        .as_ref()
+        .map(|(session, _)| tokio::spawn(watch_session(session.clone(), updates)));
 
     let status = loop {
         tokio::select! {
             status = child.wait() => break status.map_err(Error::Exec)?,
             Some(sig) = forward.recv() => send(&child, sig),
-            Some(token) = tokens.recv() => {
-                let next = Handout { token };
+            Some(update) = updated.recv() => {
+                let mut next = handout.clone();
+                match update {
+                    Update::Token(token) => next.token = token,
+                    Update::Sso(sso) => {
+                        if let Some(session) = &mut next.session {
+                            session.sso = sso;
+                        }
+                    }
+                }
                 if !next.changed(&handout) {
                     continue;
                 }
                 handout = next;
-                if let Err(error) = files.write(&handout.token) {
+                if let Err(error) = files.write(&handout) {
                     eprintln!("ibkr-oauth exec: {}", crate::exit::one_line(&crate::exit::chain(&error)));
                 }
                 for failure in crate::sink::write_all(&sinks, &handout.token) {
@@ -252,11 +342,74 @@ pub async fn run(args: &ExecArgs) -> Result<u8, Error> {
         }
     };
     watcher.abort();
+    if let Some(session_watcher) = session_watcher {
+        session_watcher.abort();
+    }
+    if let Some((session, _)) = session {
+        if let Err(error) = session.close().await {
+            eprintln!(
+                "ibkr-oauth exec: the SSO session is closed here, but its logout failed: {}",
+                crate::exit::one_line(&crate::exit::chain(&Error::Sdk(error)))
+            );
+        }
+    }
     for sink in &sinks {
         sink.remove();
     }
     drop(files);
     Ok(exit_code(status))
+}
+
+/// Opens the SSO session of `exec --session` with the access tokens of `tokens`; returns it
+/// with the URL the child's `/v1/api` calls go to.
+async fn open_session(
+    args: &ExecArgs,
+    settings: &Settings,
+    signer: ibkr_oauth::Signer,
+    tokens: Arc<dyn TokenSource>,
+) -> Result<(Session, String), Error> {
+    let config = settings
+        .session_config()?
+        .brokerage(args.session.brokerage)
+        .tickle_interval(Duration::from_secs(args.session.tickle_interval))
+        .build()
+        .map_err(|e| Error::Sdk(e.into()))?;
+    let session = Session::builder(tokens, signer, config)
+        .base_url(settings.base_url())
+        .timeout(settings.timeout())
+        .build()
+        .map_err(|e| Error::Sdk(e.into()))?;
+    let status = session.open().await?;
+    tracing::info!(%status, "exec: SSO session open");
+    let gateway_url = format!("{}/v1/api", session.base_url().trim_end_matches('/'));
+    Ok((session, gateway_url))
+}
+
+/// Passes on the session's SSO token when it is not the last one passed on: looked at on each
+/// change of the session's state and every [`SSO_LOOK`] (a new SSO session opened by the keeper
+/// may leave the state as it was). `exec`'s loop compares it with what the child has.
+async fn watch_session(session: Session, updates: mpsc::UnboundedSender<Update>) {
+    let mut changes = session.watch();
+    let mut last: Option<Arc<SsoToken>> = None;
+    loop {
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(SSO_LOOK) => {}
+        }
+        if !changes.borrow_and_update().state.is_open() {
+            continue;
+        }
+        let Ok(sso) = session.sso_token().await else {
+            continue;
+        };
+        if last.as_ref().is_some_and(|l| l.same(&sso)) {
+            continue;
+        }
+        last = Some(Arc::clone(&sso));
+        if updates.send(Update::Sso(sso)).is_err() {
+            return;
+        }
+    }
 }
 
 /// The child's exit code, or 128 + the signal that killed it.
@@ -281,7 +434,11 @@ fn spawn(args: &ExecArgs, handout: &Handout, files: &TokenFiles) -> Result<Child
     command
         .envs(handout.variables(&args.env))
         .env(TOKEN_FILE_VAR, &files.token.path)
-        .env(JSON_FILE_VAR, &files.json.path)
+        .env(JSON_FILE_VAR, &files.json.path);
+    if let Some(sso) = &files.sso {
+        command.env(SSO_TOKEN_FILE_VAR, &sso.path);
+    }
+    command
         // If `exec` itself dies on an error path, the child does not outlive it unnoticed.
         .kill_on_drop(true);
     command.spawn().map_err(|source| {

@@ -16,7 +16,8 @@ use std::io::Write;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ibkr_oauth::{KeyType, PrivateKey};
+use ibkr_oauth::PrivateKey;
+use ibkr_oauth::key::KeyType;
 use serde_json::Value;
 
 use crate::cli::{Cli, Command};

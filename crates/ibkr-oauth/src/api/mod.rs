@@ -8,8 +8,6 @@
 //! the generated model; anything else becomes [`Error::Api`] with the problem document, the
 //! `WWW-Authenticate` challenge and the request id when the server sent them.
 
-mod error;
-
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,13 +23,14 @@ use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-pub use self::error::ApiError;
 use crate::assertion::Signer;
 use crate::client::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
     IBKR_PRODUCTION, locked_http_client, validate_base_url,
 };
 use crate::clock::{Clock, SystemClock};
+pub use crate::error::ApiError;
+use crate::error::ClientSetting;
 use crate::error::{ConfigError, Error};
 use crate::middleware::BearerAuth;
 use crate::models::{EchoResponse, SignedJwtEchoRequest};
@@ -286,9 +285,7 @@ impl ApiClientBuilder {
         let (base_url, https) = validate_base_url(&self.base_url)?;
         let bearer = BearerAuth::from_arc(self.source, &base_url)?;
         if self.timeout.is_zero() {
-            return Err(ConfigError::Client(
-                "a timeout of zero would fail every call; give a positive duration".into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ZeroTimeout));
         }
         let http = locked_http_client(
             reqwest::Client::builder(),

@@ -13,12 +13,9 @@
 //! # Ok::<(), ibkr_oauth::Error>(())
 //! ```
 
-mod algorithm;
-mod error;
 mod jwk; // the public key as a JWK, and its RFC 7638 thumbprint
 mod jws;
 mod key;
-mod key_source;
 mod pem;
 mod sign;
 mod signer;
@@ -27,12 +24,13 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use algorithm::{Algorithm, KeyType};
-pub use error::{KeyError, SignError};
+// Their types live below this module (the algorithms a leaf, the key and signing errors with
+// the crate's errors), so that `error` never imports `assertion`.
+pub use crate::algorithm::{Algorithm, KeyType};
+pub use crate::error::{KeyError, KeyOrigin, SignError};
 #[cfg(feature = "provider")]
 pub(crate) use jws::random_jti;
 pub use key::PrivateKey;
-pub use key_source::KeySource;
 pub use sign::AssertionSigner;
 pub use signer::{Signer, SignerBuilder}; // the sso-sessions JWS's `jti`
 

@@ -9,14 +9,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::rand::SystemRandom;
 
 use super::ClientAssertion;
-use super::algorithm::Algorithm;
+use crate::algorithm::Algorithm;
+use crate::error::{SignerField, SignerSetting};
 use secrecy::SecretString;
 
-use super::error::{KeyError, SignError};
 use super::jws::{self, Claims};
 use super::key::PrivateKey;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error};
+use crate::error::{KeyError, SignError};
 
 /// The longest client id, key id or audience accepted.
 const MAX_ID_LEN: usize = 1024;
@@ -337,24 +338,22 @@ impl SignerBuilder {
     /// [`ConfigError::Signer`] for an empty or oversized client id, key id or audience, or a
     /// clock skew or lifetime out of bounds.
     pub fn build(self) -> Result<Signer, Error> {
-        check_text("client id", &self.client_id)?;
-        check_text("key id", &self.key_id)?;
-        check_text("audience", &self.audience)?;
+        check_text(SignerField::ClientId, &self.client_id)?;
+        check_text(SignerField::KeyId, &self.key_id)?;
+        check_text(SignerField::Audience, &self.audience)?;
         if self.clock_skew > Signer::MAX_CLOCK_SKEW {
-            return Err(ConfigError::Signer(format!(
-                "clock skew {:?} is over the maximum of {:?}; a few seconds is enough",
-                self.clock_skew,
-                Signer::MAX_CLOCK_SKEW
-            ))
+            return Err(ConfigError::Signer(SignerSetting::ClockSkew {
+                skew: self.clock_skew,
+                max: Signer::MAX_CLOCK_SKEW,
+            })
             .into());
         }
         if !(Signer::MIN_LIFETIME..=Signer::MAX_LIFETIME).contains(&self.lifetime) {
-            return Err(ConfigError::Signer(format!(
-                "lifetime {:?} is outside {:?} to {:?}; assertions are meant to be short-lived",
-                self.lifetime,
-                Signer::MIN_LIFETIME,
-                Signer::MAX_LIFETIME
-            ))
+            return Err(ConfigError::Signer(SignerSetting::Lifetime {
+                lifetime: self.lifetime,
+                min: Signer::MIN_LIFETIME,
+                max: Signer::MAX_LIFETIME,
+            })
             .into());
         }
         let key_type = self.key.key_type();
@@ -400,17 +399,15 @@ impl fmt::Debug for SignerBuilder {
     }
 }
 
-fn check_text(what: &str, value: &str) -> Result<(), ConfigError> {
+fn check_text(field: SignerField, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {
-        return Err(ConfigError::Signer(format!(
-            "the {what} is empty; pass the value registered with the server"
-        )));
+        return Err(ConfigError::Signer(SignerSetting::Empty { field }));
     }
     if value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
-        return Err(ConfigError::Signer(format!(
-            "the {what} is over {MAX_ID_LEN} bytes or holds control characters; pass the value \
-             registered with the server"
-        )));
+        return Err(ConfigError::Signer(SignerSetting::Malformed {
+            field,
+            max_bytes: MAX_ID_LEN,
+        }));
     }
     Ok(())
 }

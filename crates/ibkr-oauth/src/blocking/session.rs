@@ -6,9 +6,10 @@
 //! use ibkr_oauth::{PrivateKey, Signer, TokenClient};
 //!
 //! let signer = Signer::builder("my-client-id", "main", PrivateKey::from_pem_file("private.pem")?).build()?;
-//! let tokens = ibkr_oauth::blocking::TokenProvider::builder(TokenClient::new()?, signer.clone())
-//!     .scope("sso-sessions.write")
-//!     .build()?;
+//! let tokens = ibkr_oauth::blocking::TokenProvider::build(
+//!     ibkr_oauth::provider::TokenProvider::builder(TokenClient::new()?, signer.clone())
+//!         .scope("sso-sessions.write"),
+//! )?;
 //! let config = SessionConfig::builder("my-ibkr-username").ip("203.0.113.7").build()?;
 //! let session = ibkr_oauth::blocking::Session::build(
 //!     ibkr_oauth::session::Session::builder(tokens.as_async().clone(), signer, config),

@@ -1,5 +1,9 @@
-//! The crate's error: [`Error`], what kind of failure it is ([`ErrorKind`]), and the build-time
-//! [`ConfigError`]. Key and signing failures have their own types in `assertion/error.rs`.
+//! The crate's error: [`Error`] and what kind of failure it is ([`ErrorKind`]), with the
+//! subsystem errors it carries that the modules above it return: [`KeyError`] and
+//! [`SignError`] (`key.rs`, with [`KeyOrigin`]), `ApiError` (`api.rs`, public at
+//! `crate::api`). The build-time [`ConfigError`] lives in the leaf `setting` module. This
+//! module imports none of the modules that return its errors, except `session` (whose error
+//! is being reworked by issue 17).
 //!
 //! Every message says what happened and what to do, once: text that an error's
 //! [`source`](std::error::Error::source) prints is never repeated in the message itself, so a
@@ -8,6 +12,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(feature = "middleware")]
+mod api; // ApiError, public at crate::api
+mod key; // KeyError, SignError
+mod key_origin; // where a key came from
 mod messages;
 mod response_info;
 #[cfg(test)]
@@ -19,8 +27,15 @@ pub(crate) use messages::root_cause;
 #[cfg(feature = "provider")]
 pub(crate) use messages::status_text;
 
-use crate::assertion::{KeyError, SignError};
 use crate::problem::{OAuthError, Problem};
+pub use crate::setting::{
+    ClientSetting, ConfigError, PacingSetting, ProviderSetting, RequestSetting, SessionSetting,
+    SignerField, SignerSetting, VariableProblem,
+};
+#[cfg(feature = "middleware")]
+pub use api::ApiError;
+pub use key::{KeyError, SignError};
+pub use key_origin::KeyOrigin;
 pub use response_info::ResponseInfo;
 pub(crate) use response_info::retryable_status;
 
@@ -193,7 +208,7 @@ pub enum Error {
     /// [`ApiError`](crate::api::ApiError).
     #[cfg(feature = "middleware")]
     #[error(transparent)]
-    Api(Arc<crate::api::ApiError>),
+    Api(Arc<ApiError>),
     /// The SSO or brokerage session failed (see [`SessionError`](crate::session::SessionError)).
     #[cfg(feature = "provider")]
     #[error(transparent)]
@@ -210,8 +225,8 @@ pub enum Error {
          down); call access_token again from a running runtime"
     )]
     FetchAborted,
-    /// A token source written outside this crate (a [`Fetch`](crate::provider::Fetch), a
-    /// closure [`TokenSource`](crate::TokenSource)) failed; see [`Error::custom`].
+    /// A token source written outside this crate (a [`TokenSource`](crate::TokenSource) of
+    /// your own, a closure) failed; see [`Error::custom`].
     #[error("{message}")]
     Custom {
         /// What kind of failure the source reported.
@@ -261,7 +276,7 @@ impl Error {
     }
 
     /// An error for code outside this crate that produces tokens or signatures (a custom
-    /// [`Fetch`](crate::provider::Fetch), a KMS signer, a test double): `message` says what
+    /// [`TokenSource`](crate::TokenSource), a KMS signer, a test double): `message` says what
     /// happened and what to do, `source` (if any) is the underlying error.
     ///
     /// ```
@@ -340,64 +355,4 @@ impl Error {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         self.response().and_then(|r| r.retry_after)
     }
-}
-
-/// A setting refused at build time, before any network I/O: by a builder's `build()` or by
-/// parsing a setting's text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The request builder (scopes, assertion) refused its input.
-    #[error("invalid token request: {0}")]
-    Request(String),
-    /// The client builder refused its configuration (base URL, timeouts, size cap, user
-    /// agent, HTTP client).
-    #[error("invalid token client configuration: {0}")]
-    Client(String),
-    /// The signer builder refused a setting (client id, key id, audience, lifetime...).
-    #[error("invalid assertion signer: {0}")]
-    Signer(String),
-    /// The provider builder refused a setting (refresh margin, fraction...).
-    #[error("invalid token provider settings: {0}")]
-    Provider(String),
-    /// The session's settings were refused (username, IP, tickle interval, reset window).
-    #[error("invalid session settings: {0}")]
-    Session(String),
-    /// A required setting was given neither in code (a flag) nor in its environment variable.
-    #[error("no {what} given; set {variable} (or the matching flag or builder setting)")]
-    Missing {
-        /// The setting (`client id`, `key id`, `private key`).
-        what: &'static str,
-        /// The environment variable that would give it.
-        variable: &'static str,
-    },
-    /// An environment variable holds a value that cannot be used.
-    #[error("environment variable {name}: {problem}")]
-    Variable {
-        /// The variable's name.
-        name: &'static str,
-        /// What is wrong with its value, and what to do (never the value itself if secret).
-        problem: String,
-    },
-    /// A request for an IBKR API path (`/v1/api/`, `/gw/api/`, `/oauth2/`) went through
-    /// [`BearerAuth`](crate::middleware::BearerAuth) to another origin than the one it was
-    /// built for: the token is kept to that origin, so the request was not sent (it would have
-    /// been a `401 authorization: missing`).
-    #[error(
-        "a request to the IBKR API at {request_origin} went through BearerAuth built for \
-         {api_origin}; the token goes only to {api_origin}, so the request was not sent: build \
-         BearerAuth with the base URL the requests use (Config::get_base_url, IBKR_BASE_URL)"
-    )]
-    OriginMismatch {
-        /// The origin the request was for (scheme, host, port).
-        request_origin: String,
-        /// The origin the middleware hands the token to.
-        api_origin: String,
-    },
-    /// An algorithm name that is not one of `RS256`, `PS256`, `ES256`, `EdDSA`.
-    #[error("unknown signature algorithm `{name}`; use RS256 (IBKR's), PS256, ES256 or EdDSA")]
-    UnknownAlgorithm {
-        /// The name given (sanitised, at most 32 characters).
-        name: String,
-    },
 }

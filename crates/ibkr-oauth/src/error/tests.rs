@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use super::*;
-use crate::assertion::{Algorithm, KeySource, KeyType};
+use super::{ClientSetting, ProviderSetting, RequestSetting, SignerField, SignerSetting};
+use crate::assertion::{Algorithm, KeyOrigin, KeyType};
 use crate::response::{RawResponse, map_response};
 
 fn chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
@@ -55,7 +56,7 @@ fn io(kind: std::io::ErrorKind, text: &str) -> Cause {
 }
 
 fn every_error() -> Vec<Error> {
-    let file = KeySource::File(PathBuf::from("/etc/ibkr/private.pem"));
+    let file = KeyOrigin::File(PathBuf::from("/etc/ibkr/private.pem"));
     let url: Arc<str> = Arc::from("https://api.ibkr.com/oauth2/api/v1/token");
     let keys = vec![
         KeyError::FileRead {
@@ -136,10 +137,16 @@ fn every_error() -> Vec<Error> {
     ];
     let mut errors: Vec<Error> = keys.into_iter().map(Error::from).collect();
     errors.extend([
-        ConfigError::Request("a scope is empty".into()).into(),
-        ConfigError::Client("the base URL is not https".into()).into(),
-        ConfigError::Signer("the key id is empty".into()).into(),
-        ConfigError::Provider("the refresh fraction is 1".into()).into(),
+        ConfigError::Request(RequestSetting::EmptyScope).into(),
+        ConfigError::Client(ClientSetting::PlainHttp {
+            host: "example.com".into(),
+        })
+        .into(),
+        ConfigError::Signer(SignerSetting::Empty {
+            field: SignerField::KeyId,
+        })
+        .into(),
+        ConfigError::Provider(ProviderSetting::ScopesWithCustomFetch).into(),
         ConfigError::UnknownAlgorithm {
             name: "HS256".into(),
         }

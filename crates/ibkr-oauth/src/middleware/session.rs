@@ -29,7 +29,8 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use url::Url;
 
-use super::{answered_elsewhere, is_safe};
+use super::{Once, answered_elsewhere, is_safe};
+use crate::error::ClientSetting;
 use crate::error::ConfigError;
 use crate::session::{SessionSource, SsoToken};
 
@@ -88,17 +89,10 @@ impl SessionAuth {
         source: Arc<dyn SessionSource>,
         api_base_url: &str,
     ) -> Result<Self, ConfigError> {
-        let url = Url::parse(api_base_url).map_err(|e| {
-            ConfigError::Client(format!(
-                "the API base URL is not a URL ({e}); pass e.g. https://api.ibkr.com"
-            ))
-        })?;
+        let url = Url::parse(api_base_url)
+            .map_err(|e| ConfigError::Client(ClientSetting::ApiBaseUrlNotUrl { reason: e }))?;
         if !is_safe(&url) {
-            return Err(ConfigError::Client(
-                "the API base URL must be https (plain http only to a loopback host): the SSO \
-                 token would cross the network in clear"
-                    .into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ApiBaseUrlNotHttps));
         }
         Ok(Self {
             source,
@@ -189,23 +183,22 @@ impl Middleware for SessionAuth {
         match response.status() {
             StatusCode::UNAUTHORIZED => {
                 self.source.invalidate(&token).await;
-                let Some(mut again) = again else {
-                    tracing::debug!("IBKR refused the SSO token (401); the body cannot be resent");
-                    return Ok(response);
+                let once = Once {
+                    refused: "IBKR refused the SSO token (401)",
+                    cannot_resend: "the body cannot be resent",
+                    no_fresh: "no new session could be opened",
+                    resending: "sending the request once more in a new SSO session",
                 };
-                let fresh = match self.source.sso_token().await {
-                    Ok(fresh) => fresh,
-                    Err(error) => {
-                        tracing::warn!(error = %error, "IBKR refused the SSO token (401) and no new session could be opened");
-                        return Ok(response);
-                    }
-                };
-                tracing::info!(
-                    "IBKR refused the SSO token (401); sending the request once more in a new SSO session"
-                );
-                drop(response);
-                authorize(&mut again, &fresh);
-                next.run(again, extensions).await
+                let fresh = self.source.sso_token();
+                once.resend(
+                    response,
+                    again,
+                    fresh,
+                    |r, t| authorize(r, t),
+                    next,
+                    extensions,
+                )
+                .await
             }
             StatusCode::BAD_REQUEST => {
                 let (response, body) = match read_small(response).await {
@@ -215,24 +208,26 @@ impl Middleware for SessionAuth {
                 if !says_no_bridge(&body) {
                     return Ok(response);
                 }
-                let Some(mut again) = again else {
-                    tracing::debug!("no bridge (400); the body cannot be resent");
-                    return Ok(response);
+                let once = Once {
+                    refused: "no bridge (400)",
+                    cannot_resend: "the body cannot be resent",
+                    no_fresh: "the brokerage session could not be opened",
+                    resending: "brokerage session opened, sending the request once more",
                 };
-                if let Err(error) = self.source.open_brokerage().await {
-                    tracing::warn!(error = %error, "no bridge (400) and the brokerage session could not be opened");
-                    return Ok(response);
-                }
-                let current = match self.source.sso_token().await {
-                    Ok(current) => current,
-                    Err(_) => return Ok(response),
+                // Opened only if the request can be resent (the future is lazy).
+                let fresh = async {
+                    self.source.open_brokerage().await?;
+                    self.source.sso_token().await
                 };
-                tracing::info!(
-                    "no bridge (400); brokerage session opened, sending the request once more"
-                );
-                drop(response);
-                authorize(&mut again, &current);
-                next.run(again, extensions).await
+                once.resend(
+                    response,
+                    again,
+                    fresh,
+                    |r, t| authorize(r, t),
+                    next,
+                    extensions,
+                )
+                .await
             }
             _ => Ok(response),
         }
@@ -249,13 +244,4 @@ impl fmt::Debug for SessionAuth {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_bridge_is_found_in_json_and_text() {
-        assert!(says_no_bridge(br#"{"error":"no bridge","statusCode":400}"#));
-        assert!(says_no_bridge(b"Bad Request: no bridge"));
-        assert!(!says_no_bridge(br#"{"error":"bad conid"}"#));
-    }
-}
+mod tests;

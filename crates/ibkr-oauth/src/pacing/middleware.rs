@@ -12,6 +12,7 @@ use reqwest_middleware::{Middleware, Next};
 use url::Url;
 
 use super::Pacer;
+use crate::error::ClientSetting;
 use crate::error::ConfigError;
 
 /// Paces the requests to one API origin. Other requests pass untouched.
@@ -49,11 +50,8 @@ impl Paced {
     /// # Errors
     /// [`ConfigError::Client`] when `api_base_url` is not a URL.
     pub fn new(pacer: Arc<dyn Pacer>, api_base_url: &str) -> Result<Self, ConfigError> {
-        let url = Url::parse(api_base_url).map_err(|e| {
-            ConfigError::Client(format!(
-                "the API base URL is not a URL ({e}); pass e.g. https://api.ibkr.com"
-            ))
-        })?;
+        let url = Url::parse(api_base_url)
+            .map_err(|e| ConfigError::Client(ClientSetting::ApiBaseUrlNotUrl { reason: e }))?;
         Ok(Self {
             pacer,
             origin: url.origin(),

@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::error::PacingSetting;
 
 /// The prefix of the session-based Web API paths; rules are written below it.
 pub const API_PREFIX: &str = "/v1/api";
@@ -225,16 +226,16 @@ impl PacingTable {
     /// microseconds in Redis) stays exact.
     ///
     /// # Errors
-    /// [`ConfigError::Client`] naming the rule out of range.
+    /// [`ConfigError::Pacing`] naming the rule out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let day = Duration::from_secs(86_400);
         let check = |name: &str, limit: &Limit| {
             if limit.interval > day || limit.burst.get() > 1_000_000 {
-                Err(ConfigError::Client(format!(
-                    "pacing rule {name}: one request per {:?} with a burst of {} is out of \
-                     range; use at most a day and a burst of at most 1000000",
-                    limit.interval, limit.burst
-                )))
+                Err(ConfigError::Pacing(PacingSetting::Rule {
+                    rule: name.to_owned(),
+                    interval: limit.interval,
+                    burst: limit.burst.get(),
+                }))
             } else {
                 Ok(())
             }
@@ -244,9 +245,7 @@ impl PacingTable {
             check(&rule.pattern.to_string(), &rule.limit)?;
         }
         if self.max_wait > day || self.default_pause > day {
-            return Err(ConfigError::Client(
-                "pacing: max_wait and default_pause must be at most a day".into(),
-            ));
+            return Err(ConfigError::Pacing(PacingSetting::Wait));
         }
         Ok(())
     }

@@ -208,7 +208,7 @@ fn validate_refuses_out_of_range() {
     let table = PacingTable::ibkr().endpoint("/x", Limit::every(Duration::from_secs(2 * 86_400)));
     assert!(matches!(
         Governor::new(table),
-        Err(crate::ConfigError::Client(m)) if m.contains("/x")
+        Err(crate::ConfigError::Pacing(crate::error::PacingSetting::Rule { rule, .. })) if rule.contains("/x")
     ));
 }
 

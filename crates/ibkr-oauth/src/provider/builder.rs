@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::{self, Margin};
-use super::fetch::{ClientFetch, Fetch};
+use super::fetch::ClientFetch;
 use super::retry::RetryPolicy;
 use super::{
     DEFAULT_FAILURE_COOLDOWN, DEFAULT_REFRESH_FRACTION, DEFAULT_REFRESH_MARGIN,
@@ -14,8 +14,10 @@ use super::{
 use crate::assertion::AssertionSigner;
 use crate::client::TokenClient;
 use crate::clock::{Clock, SystemClock};
+use crate::error::ProviderSetting;
 use crate::error::{ConfigError, Error};
 use crate::request::{TokenRequest, TokenRequestBuilder};
+use crate::source::TokenSource;
 
 /// The default largest plausible offset between the token server's clock and the local one.
 pub const DEFAULT_MAX_CLOCK_OFFSET: Duration = Duration::from_secs(60 * 60);
@@ -57,7 +59,7 @@ enum Source {
         request: TokenRequestBuilder,
     },
     /// Any other fetch.
-    Custom(Box<dyn Fetch>),
+    Custom(Box<dyn TokenSource>),
 }
 
 /// Configures a [`TokenProvider`]; [`build`](Self::build) validates everything.
@@ -102,7 +104,7 @@ impl TokenProviderBuilder {
         }
     }
 
-    pub(super) fn with_fetch(fetch: Box<dyn Fetch>) -> Self {
+    pub(super) fn with_source(fetch: Box<dyn TokenSource>) -> Self {
         Self {
             source: Source::Custom(fetch),
             scoped: false,
@@ -180,7 +182,7 @@ impl TokenProviderBuilder {
 
     /// The wall clock that stamps assertions, measures the offset and bounds the cached
     /// token's validity (default: the signer's clock, which is the system clock unless
-    /// [`SignerBuilder::clock`](crate::SignerBuilder::clock) set another). Deadlines also use
+    /// [`SignerBuilder::clock`](crate::builders::SignerBuilder::clock) set another). Deadlines also use
     /// tokio's monotonic clock, so tokio's paused time drives them in tests.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -194,28 +196,23 @@ impl TokenProviderBuilder {
     /// [`ConfigError::Request`] when a scope is empty or the joined scopes are outside the
     /// length the token endpoint accepts; [`ConfigError::Provider`] for a refresh fraction
     /// outside `0.0..=0.9`, or scopes given to a provider built with
-    /// [`TokenProvider::with_fetch`] (the fetch decides its scopes).
+    /// [`TokenProvider::with_source`] (the fetch decides its scopes).
     pub fn build(self) -> Result<TokenProvider, Error> {
         let fraction = self.settings.margin.fraction;
         if !(0.0..=MAX_REFRESH_FRACTION).contains(&fraction) {
-            return Err(ConfigError::Provider(format!(
-                "the refresh fraction {fraction} is outside 0.0 to {MAX_REFRESH_FRACTION}; a \
-                 fraction near 1 makes every fresh token due at once: use the default 0.2"
-            ))
+            return Err(ConfigError::Provider(ProviderSetting::RefreshFraction {
+                fraction,
+                max: MAX_REFRESH_FRACTION,
+            })
             .into());
         }
-        let fetch: Box<dyn Fetch> = match self.source {
+        let fetch: Box<dyn TokenSource> = match self.source {
             Source::Client { client, request } => {
                 // Built once: the request builder checks the scopes here, before any I/O.
                 Box::new(ClientFetch::new(client, request.build()?))
             }
             Source::Custom(_) if self.scoped => {
-                return Err(ConfigError::Provider(
-                    "scopes were given to a provider around a custom fetch; the fetch decides \
-                     which scopes it asks for"
-                        .into(),
-                )
-                .into());
+                return Err(ConfigError::Provider(ProviderSetting::ScopesWithCustomFetch).into());
             }
             Source::Custom(fetch) => fetch,
         };

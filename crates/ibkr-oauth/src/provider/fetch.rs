@@ -1,43 +1,19 @@
-//! [`Fetch`]: what the provider calls to get a new token, so that its machinery (cache, single
-//! flight, refresh ahead, retries, clock skew) runs in front of any source of tokens: the real
-//! token client ([`ClientFetch`]), a fleet-shared cache, or a test fake.
+//! Layer 0 of the provider: [`ClientFetch`], the [`TokenSource`] that asks IBKR (one request
+//! per token, through the client, the transport and the response mapping). The cache above
+//! runs in front of it, or of any other `TokenSource` (a fleet-shared cache, a test fake).
 
 use std::fmt;
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use crate::client::TokenClient;
 use crate::error::Error;
 use crate::request::TokenRequest;
+use crate::source::{FetchContext, TokenSource};
 use crate::token::Token;
 
-/// What one attempt is told.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct FetchContext {
-    /// The time to stamp the assertion with: the local clock, shifted by the measured offset
-    /// of the server's clock when that exceeds the threshold.
-    pub assertion_time: SystemTime,
-}
-
-impl FetchContext {
-    /// A context for an attempt stamped at `assertion_time` (for tests of a custom fetch).
-    pub fn new(assertion_time: SystemTime) -> Self {
-        Self { assertion_time }
-    }
-}
-
-/// One way of getting a new token, attempted by the provider as often as its retry policy
-/// says. [`ClientFetch`] asks IBKR; implement it to put the provider in front of another
-/// source of tokens (a shared cache, a test fake) and build the provider with
-/// [`TokenProvider::with_fetch`](super::TokenProvider::with_fetch).
-#[async_trait::async_trait]
-pub trait Fetch: Send + Sync + 'static {
-    /// One attempt. A retryable error ([`Error::is_retryable`]) is retried by the provider.
-    async fn fetch(&self, context: FetchContext) -> Result<Token, Error>;
-}
-
 /// The real fetch: the request (validated once) signed afresh for every attempt at the
-/// context's time, then one POST through the client.
+/// context's time, then one POST through the client. As a [`TokenSource`] on its own it
+/// caches nothing: every [`access_token`](TokenSource::access_token) is a request.
 #[derive(Clone)]
 pub struct ClientFetch {
     client: TokenClient,
@@ -46,7 +22,8 @@ pub struct ClientFetch {
 
 impl ClientFetch {
     /// A fetch that sends `request` (which should sign its own assertions: see
-    /// [`TokenRequestBuilder::signer`](crate::TokenRequestBuilder::signer)) through `client`.
+    /// [`TokenRequestBuilder::signer`](crate::builders::TokenRequestBuilder::signer)) through
+    /// `client`.
     pub fn new(client: TokenClient, request: TokenRequest) -> Self {
         Self { client, request }
     }
@@ -67,7 +44,16 @@ impl fmt::Debug for ClientFetch {
 }
 
 #[async_trait::async_trait]
-impl Fetch for ClientFetch {
+impl TokenSource for ClientFetch {
+    async fn access_token(&self) -> Result<Arc<Token>, Error> {
+        self.client.request_token(&self.request).await.map(Arc::new)
+    }
+
+    /// Nothing is cached, so there is nothing to drop.
+    async fn invalidate(&self, _token: &Token) -> bool {
+        false
+    }
+
     async fn fetch(&self, context: FetchContext) -> Result<Token, Error> {
         self.client
             .request_token_at(&self.request, context.assertion_time)

@@ -100,8 +100,9 @@
 //!                 the refresh-ahead driver (`refresher`); stale on error, cool-down
 //!   -> retry      layer 2: `Retrying`, the RetryPolicy's attempts and waits
 //!   -> skew       layer 1: `SkewCorrected`, assertions stamped with the server's time
-//!   -> fetch      layer 0: the `Fetch` trait; `ClientFetch` (TokenClient -> transport ->
-//!                 response mapping), or any other fetch: the Redis-shared source plugs in here
+//!   -> fetch      layer 0: a `TokenSource`'s `fetch`: `ClientFetch` (TokenClient -> transport
+//!                 -> response mapping), or any other source (`TokenProvider::with_source`):
+//!                 the Redis-shared source plugs in here
 //! ```
 //! `builder` holds the settings and assembles the stack.
 
@@ -131,7 +132,7 @@ use crate::token::Token;
 
 pub use self::builder::{DEFAULT_MAX_CLOCK_OFFSET, TokenProviderBuilder};
 pub use self::cache::Refresher;
-pub use self::fetch::{ClientFetch, Fetch, FetchContext};
+pub use self::fetch::ClientFetch;
 pub use self::retry::RetryPolicy;
 pub use self::skew::ClockOffset;
 
@@ -165,16 +166,17 @@ impl TokenProvider {
         TokenProviderBuilder::new(client, signer)
     }
 
-    /// Starts a provider in front of any source of tokens: its cache, single flight, refresh
-    /// ahead and retries run around `fetch` (a shared cache, a test fake...). Scopes belong to
-    /// the fetch: [`TokenProviderBuilder::scope`] is refused for such a provider.
-    pub fn with_fetch(fetch: impl Fetch) -> TokenProviderBuilder {
-        TokenProviderBuilder::with_fetch(Box::new(fetch))
+    /// Starts a provider in front of any [`TokenSource`](crate::TokenSource): its cache,
+    /// single flight, refresh ahead, retries and clock-skew correction run around the source's
+    /// [`fetch`](crate::TokenSource::fetch) (a fleet-shared cache, a test fake...). Scopes
+    /// belong to the source: [`TokenProviderBuilder::scope`] is refused for such a provider.
+    pub fn with_source(source: impl crate::TokenSource + 'static) -> TokenProviderBuilder {
+        TokenProviderBuilder::with_source(Box::new(source))
     }
 
     /// A provider around any fetch (the real one, or a test fake): the layers stacked.
     pub(crate) fn from_fetch(
-        fetch: Box<dyn Fetch>,
+        fetch: Box<dyn crate::TokenSource>,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
@@ -246,5 +248,18 @@ impl TokenProvider {
 impl fmt::Debug for TokenProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.cache, f)
+    }
+}
+
+/// The provider is the usual [`TokenSource`](crate::TokenSource): what the middleware and the
+/// session take.
+#[async_trait::async_trait]
+impl crate::source::TokenSource for TokenProvider {
+    async fn access_token(&self) -> Result<Arc<Token>, Error> {
+        TokenProvider::access_token(self).await
+    }
+
+    async fn invalidate(&self, token: &Token) -> bool {
+        TokenProvider::invalidate(self, token)
     }
 }

@@ -1,4 +1,4 @@
-//! Layer 1 of the provider: [`SkewCorrected`], a [`Fetch`] whose assertions are stamped with the
+//! Layer 1 of the provider: [`SkewCorrected`], a [`TokenSource`]'s fetch whose assertions are stamped with the
 //! token server's time. It measures how far the server's clock (its `Date` header) is from the
 //! local one, applies the correction to the next assertion's `iat`/`exp`, and says when a
 //! refusal is one the clock may explain (the retry layer above then attempts once more at
@@ -11,15 +11,15 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::fetch::{Fetch, FetchContext};
 use crate::assertion::SignError;
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::source::{FetchContext, TokenSource};
 use crate::token::Token;
 
 /// The fetch below, stamped with the corrected time; see the module docs.
 pub(super) struct SkewCorrected {
-    fetch: Box<dyn Fetch>,
+    fetch: Box<dyn TokenSource>,
     clock: Arc<dyn Clock>,
     tracker: SkewTracker,
     threshold: Duration,
@@ -50,7 +50,7 @@ pub(super) struct Attempt {
 
 impl SkewCorrected {
     pub(super) fn new(
-        fetch: Box<dyn Fetch>,
+        fetch: Box<dyn TokenSource>,
         clock: Arc<dyn Clock>,
         threshold: Duration,
         max_offset: Duration,
@@ -307,62 +307,4 @@ impl SkewTracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::UNIX_EPOCH;
-
-    fn t(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
-    #[test]
-    fn offset_sign_and_apply() {
-        let ahead = ClockOffset::between(t(1_000_300), t(1_000_000));
-        assert_eq!(ahead.as_millis(), 300_000);
-        assert!(ahead.server_ahead());
-        assert_eq!(ahead.apply(t(5_000)), t(5_300));
-        assert_eq!(ahead.to_string(), "+300.000 s");
-        let behind = ClockOffset::between(t(1_000_000), t(1_000_002));
-        assert_eq!(behind.as_millis(), -2_000);
-        assert_eq!(behind.magnitude(), Duration::from_secs(2));
-        assert_eq!(behind.apply(t(5_000)), t(4_998));
-        assert_eq!(behind.to_string(), "-2.000 s");
-    }
-
-    #[test]
-    fn correction_only_above_threshold() {
-        let tracker = SkewTracker::new(Duration::from_secs(5), Duration::from_secs(3600));
-        assert_eq!(tracker.measured(), None);
-        tracker.record(t(1_000_003), t(1_000_000));
-        assert_eq!(tracker.measured().map(|o| o.as_millis()), Some(3_000));
-        assert_eq!(tracker.correction(), None);
-        tracker.record(t(1_000_000), t(1_000_060));
-        assert_eq!(tracker.correction().map(|o| o.as_millis()), Some(-60_000));
-    }
-
-    #[test]
-    fn implausible_offsets_are_ignored() {
-        let tracker = SkewTracker::new(Duration::from_secs(5), Duration::from_secs(3600));
-        tracker.record(t(1_000_060), t(1_000_000));
-        // A Date in 1970 is not the server's clock: the last plausible offset stays.
-        assert_eq!(tracker.record(t(0), t(1_000_000)), None);
-        assert_eq!(tracker.correction().map(|o| o.as_millis()), Some(60_000));
-    }
-
-    #[test]
-    fn a_distrusted_offset_is_not_applied_until_it_moves() {
-        let tracker = SkewTracker::new(Duration::from_secs(5), Duration::from_secs(3 * 3600));
-        tracker.record(t(1_007_200), t(1_000_000));
-        assert!(tracker.correction().is_some());
-        tracker.distrust();
-        assert_eq!(tracker.correction(), None);
-        tracker.record(t(1_007_201), t(1_000_000));
-        assert_eq!(
-            tracker.correction(),
-            None,
-            "the same offset, one second of noise"
-        );
-        tracker.record(t(1_000_060), t(1_000_000));
-        assert_eq!(tracker.correction().map(|o| o.as_millis()), Some(60_000));
-    }
-}
+mod tests;

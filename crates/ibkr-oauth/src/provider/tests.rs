@@ -13,11 +13,11 @@ use secrecy::ExposeSecret;
 use tokio::time::{Instant, advance, sleep, timeout};
 
 use super::builder::Settings;
-use super::fetch::{Fetch, FetchContext};
 use super::{RetryPolicy, TokenProvider};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::response::{RawResponse, map_response};
+use crate::source::{FetchContext, TokenSource};
 use crate::token::Token;
 
 const T0_SECS: u64 = 1_700_000_000;
@@ -106,8 +106,24 @@ struct Fake {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+impl std::fmt::Debug for Fake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fake")
+    }
+}
+
 #[async_trait::async_trait]
-impl Fetch for Fake {
+impl TokenSource for Fake {
+    async fn access_token(&self) -> Result<Arc<Token>, Error> {
+        self.fetch(FetchContext::new(SystemTime::now()))
+            .await
+            .map(Arc::new)
+    }
+
+    async fn invalidate(&self, _token: &Token) -> bool {
+        false
+    }
+
     async fn fetch(&self, context: FetchContext) -> Result<Token, Error> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         self.seen.lock().unwrap().push(Seen {

@@ -150,7 +150,7 @@ fn settings_that_make_a_fresh_token_due_at_once_are_refused() {
             .assertion(ClientAssertion::new("a.b.c"))
             .build()
             .expect("request");
-        let error = TokenProvider::with_fetch(ClientFetch::new(client, request))
+        let error = TokenProvider::with_source(ClientFetch::new(client, request))
             .refresh_fraction(fraction)
             .build()
             .expect_err("refused");
@@ -244,4 +244,33 @@ async fn a_failed_refresh_waits_out_its_pause_by_both_clocks() {
     }
     super::tests::run_spawned().await;
     assert_eq!(h.calls(), 2, "no new refresh during the pause");
+}
+
+/// One trait for a source of tokens: the provider caches in front of any `TokenSource`, here
+/// one that signs nothing and so answers `fetch` with its `access_token` (the default).
+#[tokio::test]
+async fn the_provider_caches_in_front_of_any_token_source() {
+    use secrecy::{ExposeSecret, SecretString};
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let source = crate::FnSource::new(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async {
+            Ok(Arc::new(
+                crate::Token::builder(SecretString::from("from-source"))
+                    .expires_in(Duration::from_secs(3600))
+                    .build()?,
+            ))
+        })
+    });
+    let provider = TokenProvider::with_source(source).build().unwrap();
+    for _ in 0..3 {
+        let token = provider.access_token().await.unwrap();
+        assert_eq!(token.access_token().expose_secret(), "from-source");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "cached after the first fetch"
+    );
 }

@@ -13,6 +13,7 @@ use crate::client::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
+use crate::error::{ClientSetting, SessionSetting};
 use crate::source::TokenSource;
 
 /// The default first wait after a failed keep-alive (doubling per failure, jittered).
@@ -136,20 +137,14 @@ impl SessionBuilder {
     pub fn build(self) -> Result<Session, ConfigError> {
         let (base_url, https) = validate_base_url(&self.base_url)?;
         if self.timeout.is_zero() {
-            return Err(ConfigError::Client(
-                "a timeout of zero would fail every call; give a positive duration".into(),
-            ));
+            return Err(ConfigError::Client(ClientSetting::ZeroTimeout));
         }
         let t = self.timing;
         if t.initial_backoff.is_zero() || t.max_backoff < t.initial_backoff {
-            return Err(ConfigError::Session(
-                "the backoff needs 0 < initial <= max (e.g. 1 s and 2 min)".into(),
-            ));
+            return Err(ConfigError::Session(SessionSetting::Backoff));
         }
         if t.logout_timeout.is_zero() {
-            return Err(ConfigError::Session(
-                "a logout timeout of zero would never log out; give a positive duration".into(),
-            ));
+            return Err(ConfigError::Session(SessionSetting::ZeroLogoutTimeout));
         }
         let http = locked_http_client(
             self.http.unwrap_or_default(),

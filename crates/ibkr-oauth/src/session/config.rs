@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::SessionSetting;
 use crate::error::{ConfigError, Error};
 
 /// The default time between two keep-alive tickles (IBKR asks for about one a minute).
@@ -100,15 +101,13 @@ impl ResetWindow {
     /// or more.
     pub fn daily_utc(hour: u8, minute: u8, length: Duration) -> Result<Self, ConfigError> {
         if hour > 23 || minute > 59 {
-            return Err(ConfigError::Session(format!(
-                "reset window start {hour}:{minute:02} is not a time of day; give 0-23 and 0-59"
-            )));
+            return Err(ConfigError::Session(SessionSetting::ResetWindowStart {
+                hour,
+                minute,
+            }));
         }
         if length >= Duration::from_secs(u64::from(DAY_SECS)) {
-            return Err(ConfigError::Session(
-                "a reset window of a day or more would hide every failure; give less than 24 h"
-                    .into(),
-            ));
+            return Err(ConfigError::Session(SessionSetting::ResetWindowLength));
         }
         Ok(Self {
             start: u32::from(hour) * 3600 + u32::from(minute) * 60,
@@ -303,50 +302,42 @@ impl SessionConfigBuilder {
     /// control characters, an IP that is not an IPv4 or IPv6 address, both an IP and a
     /// resolver or neither, a tickle interval outside 1 s to 4 min.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
-        let bad = |m: String| Err(ConfigError::Session(m));
+        let bad = |m: SessionSetting| Err(ConfigError::Session(m));
         let credential = self.credential.trim().to_owned();
         if credential.is_empty() {
-            return bad("the username (credential) is empty; give the IBKR username".into());
+            return bad(SessionSetting::EmptyUsername);
         }
         if credential.chars().count() > MAX_CREDENTIAL_CHARS
             || credential
                 .chars()
                 .any(|c| c.is_control() || c.is_whitespace())
         {
-            return bad(format!(
-                "the username (credential) is not an IBKR username (at most \
-                 {MAX_CREDENTIAL_CHARS} characters, no spaces or control characters)"
-            ));
+            return bad(SessionSetting::Username {
+                max_chars: MAX_CREDENTIAL_CHARS,
+            });
         }
         let ip = match (self.ip, self.resolver) {
             (Some(_), Some(_)) => {
-                return bad("give the public IP or an IP resolver, not both".into());
+                return bad(SessionSetting::IpAndResolver);
             }
             (None, None) => {
-                return bad(
-                    "no public IP: IBKR binds the session to it; give ip(\"203.0.113.7\") or \
-                     an ip_resolver"
-                        .into(),
-                );
+                return bad(SessionSetting::NoIp);
             }
             (Some(ip), None) => match ip.trim().parse::<IpAddr>() {
                 Ok(ip) => IpSource::Fixed(ip),
                 Err(_) => {
-                    return bad(format!(
-                        "the IP `{}` is not an IPv4 or IPv6 address",
-                        crate::sanitize(&ip, 64)
-                    ));
+                    return bad(SessionSetting::NotAnIp {
+                        given: crate::sanitize(&ip, 64),
+                    });
                 }
             },
             (None, Some(resolver)) => IpSource::Resolver(resolver),
         };
         if self.tickle_interval < MIN_TICKLE_INTERVAL || self.tickle_interval > MAX_TICKLE_INTERVAL
         {
-            return bad(format!(
-                "a tickle interval of {:?} is outside 1 s to 4 min (IBKR paces tickles at 1/s \
-                 and ends an idle session after a few minutes)",
-                self.tickle_interval
-            ));
+            return bad(SessionSetting::TickleInterval {
+                interval: self.tickle_interval,
+            });
         }
         Ok(SessionConfig {
             credential,

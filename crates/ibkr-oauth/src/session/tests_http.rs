@@ -239,7 +239,7 @@ async fn a_timeout_leaves_the_session_stale_but_usable() {
             .unwrap(),
         user_agent: "test".into(),
         max_response_bytes: 1024,
-        clock: Arc::new(crate::SystemClock),
+        clock: Arc::new(crate::clock::SystemClock),
         signer: signer(),
         #[cfg(feature = "pacing")]
         pacer: None,

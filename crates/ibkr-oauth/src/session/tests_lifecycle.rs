@@ -275,7 +275,13 @@ fn config_is_checked_at_build() {
     refused(SessionConfig::builder("u".repeat(65)).ip("1.2.3.4"));
     refused(SessionConfig::builder("user"));
     let m = refused(SessionConfig::builder("user").ip("not-an-ip"));
-    assert!(m.contains("not an IPv4 or IPv6"), "{m}");
+    assert_eq!(
+        m,
+        crate::error::SessionSetting::NotAnIp {
+            given: "not-an-ip".into()
+        }
+    );
+    assert!(m.to_string().contains("not an IPv4 or IPv6"), "{m}");
     refused(
         SessionConfig::builder("user")
             .ip("1.2.3.4")
@@ -330,7 +336,7 @@ fn waits_are_jittered_bounded_and_never_under_a_second() {
         &fake,
         &tokens,
         config(false, Compete::AtOpen),
-        Arc::new(crate::SystemClock),
+        Arc::new(crate::clock::SystemClock),
     );
     let inner = &s.inner;
     for _ in 0..200 {

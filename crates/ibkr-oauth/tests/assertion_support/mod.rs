@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ibkr_oauth::Algorithm;
-use ibkr_oauth::Clock;
+use ibkr_oauth::clock::Clock;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
 

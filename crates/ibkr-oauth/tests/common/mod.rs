@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ibkr_oauth::{TOKEN_PATH, TokenClient};
+use ibkr_oauth::TokenClient;
+use ibkr_oauth::constants::TOKEN_PATH;
 use mockito::{Server, ServerGuard};
 use serde_json::Value;
 

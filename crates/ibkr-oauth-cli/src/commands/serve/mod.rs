@@ -53,7 +53,7 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
         None if args.gateway.gateway => Some(ibkr_oauth::session::SSO_SESSIONS_SCOPE),
         scope => scope,
     };
-    let (source, refresher) = token_source_scoped(client, signer.clone(), scope, &args.redis)?;
+    let (source, refresher) = token_source(client, signer.clone(), scope, &args.redis)?;
     let stop = StopSignals::listen()?;
     let bound = Bound::bind(listen).await?;
     // Keeps the token fresh even when no client asks; stops with the command.
@@ -114,19 +114,9 @@ pub(crate) fn sinks(token: &[String], json: &[String]) -> Result<Vec<Sink>, Erro
     Ok(sinks)
 }
 
-/// The process's token source and its refresher: one `TokenProvider`, or the fleet's shared
-/// source in front of Redis.
+/// The process's token source for `scope` and its refresher: one `TokenProvider`, or the
+/// fleet's shared source in front of Redis.
 pub(crate) fn token_source(
-    settings: &Settings,
-    client: ibkr_oauth::TokenClient,
-    signer: ibkr_oauth::Signer,
-    redis: &crate::cli::RedisArgs,
-) -> Result<(Arc<dyn TokenSource>, ibkr_oauth::provider::Refresher), Error> {
-    token_source_scoped(client, signer, settings.scope(), redis)
-}
-
-/// As [`token_source`], for `scope` rather than the settings' own.
-fn token_source_scoped(
     client: ibkr_oauth::TokenClient,
     signer: ibkr_oauth::Signer,
     scope: Option<&str>,

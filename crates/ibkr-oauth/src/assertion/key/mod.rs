@@ -22,16 +22,16 @@ mod decrypt;
 mod pair;
 mod parse;
 
-use super::algorithm::{Algorithm, KeyType};
-use super::error::KeyError;
-use super::key_source::KeySource;
 use super::pem;
+use crate::algorithm::{Algorithm, KeyType};
+use crate::error::KeyError;
+use crate::error::KeyOrigin;
 use parse::read_key_file;
 
 pub(crate) use pair::KeyPair;
 
 /// Parses a PEM key and derives its public half.
-fn parse(text: &str, source: KeySource, passphrase: Option<&[u8]>) -> Result<PrivateKey, KeyError> {
+fn parse(text: &str, source: KeyOrigin, passphrase: Option<&[u8]>) -> Result<PrivateKey, KeyError> {
     let (pair, format) = parse::parse(text, source.clone(), passphrase)?;
     PrivateKey::new(pair, source.clone()).map_err(|_| KeyError::Malformed {
         origin: source,
@@ -43,7 +43,7 @@ fn parse(text: &str, source: KeySource, passphrase: Option<&[u8]>) -> Result<Pri
 struct Inner {
     pair: KeyPair,
     public_der: Vec<u8>,
-    source: KeySource,
+    source: KeyOrigin,
 }
 
 /// A private key for signing client assertions, parsed once and cheap to clone.
@@ -52,13 +52,14 @@ struct Inner {
 /// (`BEGIN RSA PRIVATE KEY`), SEC1 (`BEGIN EC PRIVATE KEY`) and encrypted PKCS#8
 /// (`BEGIN ENCRYPTED PRIVATE KEY`, PBES2 with AES and PBKDF2-SHA-256 or scrypt). RSA keys
 /// must have 2048 to 8192 bits. Any other input is refused with an error that names its
-/// [`KeySource`] and says what was expected; no input panics.
+/// [`KeyOrigin`] and says what was expected; no input panics.
 ///
 /// Key material is wiped from memory when the last clone is dropped, and `Debug` and
 /// `Display` print only the key's type and source.
 ///
 /// ```
-/// use ibkr_oauth::{Algorithm, KeyType, PrivateKey};
+/// use ibkr_oauth::key::KeyType;
+/// use ibkr_oauth::{Algorithm, PrivateKey};
 ///
 /// let generated = PrivateKey::generate(Algorithm::ES256)?;
 /// let pem = generated.to_pkcs8_pem()?;
@@ -90,12 +91,12 @@ impl PrivateKey {
     /// Parses an unencrypted PEM private key from a string.
     ///
     /// # Errors
-    /// A key error naming [`KeySource::PemString`]: [`KeyError::Empty`], [`KeyError::NotPem`],
+    /// A key error naming [`KeyOrigin::PemString`]: [`KeyError::Empty`], [`KeyError::NotPem`],
     /// [`KeyError::IsPublic`], [`KeyError::IsCertificate`], [`KeyError::FormatUnsupported`],
     /// [`KeyError::Encrypted`], [`KeyError::LegacyEncrypted`], [`KeyError::Malformed`],
     /// [`KeyError::TypeUnsupported`] or [`KeyError::RsaTooSmall`].
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        parse(pem, KeySource::PemString, None)
+        parse(pem, KeyOrigin::PemString, None)
     }
 
     /// Reads and parses an unencrypted PEM private key file.
@@ -114,7 +115,7 @@ impl PrivateKey {
     /// ```
     pub fn from_pem_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
         let path = path.as_ref();
-        let source = KeySource::File(path.to_path_buf());
+        let source = KeyOrigin::File(path.to_path_buf());
         let text = read_key_file(path, &source)?;
         parse(&text, source, None)
     }
@@ -135,7 +136,7 @@ impl PrivateKey {
     /// # Ok::<(), ibkr_oauth::Error>(())
     /// ```
     pub fn from_encrypted_pem(pem: &str, passphrase: impl AsRef<[u8]>) -> Result<Self, KeyError> {
-        parse(pem, KeySource::PemString, Some(passphrase.as_ref()))
+        parse(pem, KeyOrigin::PemString, Some(passphrase.as_ref()))
     }
 
     /// Reads a PEM private key file that may be encrypted, decrypting it with `passphrase`.
@@ -147,7 +148,7 @@ impl PrivateKey {
         passphrase: impl AsRef<[u8]>,
     ) -> Result<Self, KeyError> {
         let path = path.as_ref();
-        let source = KeySource::File(path.to_path_buf());
+        let source = KeyOrigin::File(path.to_path_buf());
         let text = read_key_file(path, &source)?;
         parse(&text, source, Some(passphrase.as_ref()))
     }
@@ -186,11 +187,11 @@ impl PrivateKey {
     ) -> Result<Self, KeyError> {
         if value.contains("-----BEGIN") {
             let source = match var {
-                Some(name) => KeySource::EnvVar {
+                Some(name) => KeyOrigin::EnvVar {
                     name: name.to_owned(),
                     file: None,
                 },
-                None => KeySource::PemString,
+                None => KeyOrigin::PemString,
             };
             if !value.contains('\n') && value.contains("\\n") {
                 let unescaped = Zeroizing::new(value.replace("\\n", "\n"));
@@ -200,11 +201,11 @@ impl PrivateKey {
         }
         let path = PathBuf::from(value.trim());
         let source = match var {
-            Some(name) => KeySource::EnvVar {
+            Some(name) => KeyOrigin::EnvVar {
                 name: name.to_owned(),
                 file: Some(path.clone()),
             },
-            None => KeySource::File(path.clone()),
+            None => KeyOrigin::File(path.clone()),
         };
         let text = read_key_file(&path, &source)?;
         parse(&text, source, passphrase)
@@ -218,7 +219,8 @@ impl PrivateKey {
     /// [`KeyError::Generation`] if the crypto backend fails.
     ///
     /// ```
-    /// use ibkr_oauth::{Algorithm, KeyType, PrivateKey};
+    /// use ibkr_oauth::key::KeyType;
+    /// use ibkr_oauth::{Algorithm, PrivateKey};
     ///
     /// let key = PrivateKey::generate(Algorithm::RS256)?;
     /// assert_eq!((key.key_type(), key.bits()), (KeyType::Rsa, 2048));
@@ -236,7 +238,7 @@ impl PrivateKey {
             ),
             KeyType::Ed25519 => KeyPair::Ed25519(Ed25519KeyPair::generate().map_err(failed)?),
         };
-        Self::new(pair, KeySource::Generated).map_err(|_| KeyError::Generation { key_type })
+        Self::new(pair, KeyOrigin::Generated).map_err(|_| KeyError::Generation { key_type })
     }
 
     /// The key as unencrypted PKCS#8 PEM (`BEGIN PRIVATE KEY`), in a buffer wiped on drop.
@@ -294,7 +296,7 @@ impl PrivateKey {
     }
 
     /// Where the key came from.
-    pub fn source(&self) -> &KeySource {
+    pub fn source(&self) -> &KeyOrigin {
         &self.inner.source
     }
 
@@ -302,7 +304,7 @@ impl PrivateKey {
         &self.inner.pair
     }
 
-    fn new(pair: KeyPair, source: KeySource) -> Result<Self, aws_lc_rs::error::Unspecified> {
+    fn new(pair: KeyPair, source: KeyOrigin) -> Result<Self, aws_lc_rs::error::Unspecified> {
         let public_der = match &pair {
             KeyPair::Rsa(pair) => pair.public_key().as_der()?.as_ref().to_vec(),
             KeyPair::EcP256(pair) => pair.public_key().as_der()?.as_ref().to_vec(),

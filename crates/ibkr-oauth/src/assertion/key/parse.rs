@@ -14,9 +14,9 @@ use pkcs8::der::{self, Decode as _, TagNumber};
 use zeroize::Zeroizing;
 
 use super::pair::{Format, KeyPair};
-use crate::assertion::error::KeyError;
-use crate::assertion::key_source::KeySource;
 use crate::assertion::pem;
+use crate::error::KeyError;
+use crate::error::KeyOrigin;
 
 /// Key files larger than this are refused unread: a PEM key of 8192 bits is under 7 KiB.
 const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
@@ -29,7 +29,7 @@ const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112"
 /// Reads a key file into a wiped buffer, refusing anything past [`MAX_KEY_FILE_BYTES`].
 pub(super) fn read_key_file(
     path: &Path,
-    source: &KeySource,
+    source: &KeyOrigin,
 ) -> Result<Zeroizing<String>, KeyError> {
     let read_error = |io: std::io::Error| KeyError::FileRead {
         origin: source.clone(),
@@ -75,7 +75,7 @@ pub(super) fn read_key_file(
 
 pub(super) fn parse(
     text: &str,
-    source: KeySource,
+    source: KeyOrigin,
     passphrase: Option<&[u8]>,
 ) -> Result<(KeyPair, Format), KeyError> {
     if text.trim().is_empty() {
@@ -99,7 +99,7 @@ pub(super) fn parse(
     if block.legacy_encrypted {
         return Err(KeyError::LegacyEncrypted { origin: source });
     }
-    let malformed = |source: KeySource, reason: &'static str| KeyError::Malformed {
+    let malformed = |source: KeyOrigin, reason: &'static str| KeyError::Malformed {
         origin: source,
         format: format.name(),
         reason,
@@ -149,7 +149,7 @@ pub(super) fn parse(
 }
 
 /// The error for input that holds PEM blocks but no private key, or no PEM at all.
-fn no_key_error(blocks: &[pem::Block<'_>], origin: KeySource) -> KeyError {
+fn no_key_error(blocks: &[pem::Block<'_>], origin: KeyOrigin) -> KeyError {
     let has = |pred: fn(&str) -> bool| blocks.iter().any(|b| pred(b.label));
     if has(|label| label.contains("PUBLIC KEY")) {
         KeyError::IsPublic { origin }
@@ -167,7 +167,7 @@ fn no_key_error(blocks: &[pem::Block<'_>], origin: KeySource) -> KeyError {
 
 fn from_pkcs8(
     der: &[u8],
-    source: KeySource,
+    source: KeyOrigin,
     format: Format,
 ) -> Result<(KeyPair, Format), KeyError> {
     let info = pkcs8::PrivateKeyInfoRef::from_der(der).map_err(|_| KeyError::Malformed {
@@ -212,7 +212,7 @@ fn from_pkcs8(
 }
 
 /// Maps aws-lc-rs's refusal of a key to the error that says why.
-fn rejected(err: KeyRejected, origin: KeySource, format: Format) -> KeyError {
+fn rejected(err: KeyRejected, origin: KeyOrigin, format: Format) -> KeyError {
     match err.description_() {
         "TooSmall" => KeyError::RsaTooSmall { origin },
         "TooLarge" => KeyError::TypeUnsupported {

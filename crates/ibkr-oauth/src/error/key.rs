@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::algorithm::{Algorithm, KeyType};
-use super::key_source::KeySource;
-use crate::error::ErrorKind;
+use super::ErrorKind;
+use super::key_origin::KeyOrigin;
+use crate::algorithm::{Algorithm, KeyType};
 
 /// What every key error says was expected.
 pub(crate) const EXPECTED_KEY: &str = "a PEM private key (BEGIN PRIVATE KEY, BEGIN RSA PRIVATE \
@@ -13,7 +13,7 @@ pub(crate) const EXPECTED_KEY: &str = "a PEM private key (BEGIN PRIVATE KEY, BEG
 
 /// A private key that could not be read, parsed, decrypted, generated or used.
 ///
-/// Every variant names the key's [`KeySource`] (a path is shown only if it cannot be key
+/// Every variant names the key's [`KeyOrigin`] (a path is shown only if it cannot be key
 /// material) and never any key material. Wrapped by [`Error::Key`](crate::Error::Key).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -22,7 +22,7 @@ pub enum KeyError {
     #[error("could not read {origin}; check the path and that this process may read it")]
     FileRead {
         /// The file.
-        origin: KeySource,
+        origin: KeyOrigin,
         /// The operating system's error.
         #[source]
         io: Arc<std::io::Error>,
@@ -34,7 +34,7 @@ pub enum KeyError {
     )]
     FileTooLarge {
         /// The file.
-        origin: KeySource,
+        origin: KeyOrigin,
         /// The size limit in bytes.
         limit: u64,
     },
@@ -43,7 +43,7 @@ pub enum KeyError {
     #[error("{origin} is not a regular file; point to the key file itself ({EXPECTED_KEY})")]
     NotAFile {
         /// The path.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The environment variable that should hold the key (or its path) is unset or empty.
     #[error(
@@ -58,7 +58,7 @@ pub enum KeyError {
     #[error("{origin} is empty; expected {EXPECTED_KEY}")]
     Empty {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The input holds no PEM block at all (garbage, binary DER, another format).
     #[error(
@@ -67,7 +67,7 @@ pub enum KeyError {
     )]
     NotPem {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The input holds a public key, not the private key.
     #[error(
@@ -76,7 +76,7 @@ pub enum KeyError {
     )]
     IsPublic {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The input holds a certificate (or certificate request), not a private key.
     #[error(
@@ -85,7 +85,7 @@ pub enum KeyError {
     )]
     IsCertificate {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The input holds a PEM block of a kind this crate does not read (OpenSSH, DSA, ...).
     #[error(
@@ -95,7 +95,7 @@ pub enum KeyError {
     )]
     FormatUnsupported {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
         /// The PEM label found (at most 64 characters).
         label: String,
     },
@@ -106,7 +106,7 @@ pub enum KeyError {
     )]
     Encrypted {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The key is encrypted, and this build of the crate reads no encrypted keys.
     #[error(
@@ -116,7 +116,7 @@ pub enum KeyError {
     )]
     EncryptedKeysDisabled {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The key uses OpenSSL's legacy PEM encryption (`Proc-Type: 4,ENCRYPTED`).
     #[error(
@@ -126,7 +126,7 @@ pub enum KeyError {
     )]
     LegacyEncrypted {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The passphrase does not decrypt the key (or the encrypted key is damaged).
     #[error(
@@ -135,7 +135,7 @@ pub enum KeyError {
     )]
     PassphraseWrong {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The key is encrypted with a scheme this crate does not implement.
     #[error(
@@ -145,7 +145,7 @@ pub enum KeyError {
     )]
     EncryptionUnsupported {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
         /// The scheme found (an OID or name).
         scheme: String,
     },
@@ -162,7 +162,7 @@ pub enum KeyError {
     )]
     KdfCostTooHigh {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
         /// The parameter over its cap (`PBKDF2 iterations`, `scrypt memory (bytes)`...).
         parameter: &'static str,
         /// Its value in the file.
@@ -177,7 +177,7 @@ pub enum KeyError {
     )]
     Malformed {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
         /// The format its PEM label announced.
         format: &'static str,
         /// What is wrong with it.
@@ -190,7 +190,7 @@ pub enum KeyError {
     )]
     TypeUnsupported {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
         /// What the key is.
         found: String,
     },
@@ -202,17 +202,17 @@ pub enum KeyError {
     )]
     RsaTooSmall {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
     },
     /// The key cannot sign with the algorithm chosen for the signer.
     #[error(
         "the {key_type} key from {origin} cannot sign {algorithm}; choose an algorithm the key \
          supports ({}) or a key for {algorithm}",
-        super::algorithm::names(*key_type)
+        crate::algorithm::names(*key_type)
     )]
     AlgorithmMismatch {
         /// Where the key was read from.
-        origin: KeySource,
+        origin: KeyOrigin,
         /// The key's type.
         key_type: KeyType,
         /// The algorithm that was chosen.

@@ -1,13 +1,14 @@
 //! [`ApiError`]: an IBKR Web API call (not the token request) refused or failed. The API's
-//! refusal is not a token error, so it has its own type; [`Error::Api`] carries it.
+//! refusal is not a token error, so it has its own type; [`Error::Api`] carries it. Public as
+//! `ibkr_oauth::api::ApiError`; defined here so that `error` never imports `api`.
 
 use std::sync::Arc;
 
-use crate::error::{ErrorKind, ResponseInfo, retry_hint, status_text};
+use super::{ErrorKind, ResponseInfo, retry_hint, status_text};
 use crate::problem::Problem;
 
 #[cfg(doc)]
-use crate::error::Error;
+use super::Error;
 
 /// An IBKR Web API call (not the token request) was refused or failed: a 4xx or 5xx, with
 /// IBKR's problem document when it sent one, or a success body that is not what the spec

@@ -1,4 +1,4 @@
-//! Where a key came from ([`KeySource`]), shown in key errors without echoing key material.
+//! Where a key came from ([`KeyOrigin`]), shown in key errors without echoing key material.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 /// Where a key came from, named in every key error so the user knows which file to fix.
 ///
 /// ```
-/// use ibkr_oauth::{KeyError, KeySource, PrivateKey};
+/// use ibkr_oauth::key::KeyOrigin;
+/// use ibkr_oauth::{KeyError, PrivateKey};
 ///
 /// let err = PrivateKey::from_pem_file("/no/such/key.pem").unwrap_err();
-/// assert!(matches!(&err, KeyError::FileRead { origin: KeySource::File(path), .. }
+/// assert!(matches!(&err, KeyError::FileRead { origin: KeyOrigin::File(path), .. }
 ///     if path.ends_with("key.pem")));
 /// assert!(err.to_string().contains("/no/such/key.pem"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum KeySource {
+pub enum KeyOrigin {
     /// A file read by [`PrivateKey::from_pem_file`](crate::PrivateKey::from_pem_file) or
     /// [`PrivateKey::from_encrypted_pem_file`](crate::PrivateKey::from_encrypted_pem_file).
     File(PathBuf),
@@ -68,15 +69,15 @@ impl fmt::Display for ShownPath<'_> {
     }
 }
 
-impl fmt::Debug for KeySource {
+impl fmt::Debug for KeyOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeySource::File(path) => f
+            KeyOrigin::File(path) => f
                 .debug_tuple("File")
                 .field(&format_args!("{}", ShownPath(path)))
                 .finish(),
-            KeySource::PemString => f.write_str("PemString"),
-            KeySource::EnvVar { name, file } => f
+            KeyOrigin::PemString => f.write_str("PemString"),
+            KeyOrigin::EnvVar { name, file } => f
                 .debug_struct("EnvVar")
                 .field("name", name)
                 .field(
@@ -84,20 +85,20 @@ impl fmt::Debug for KeySource {
                     &file.as_deref().map(|path| format!("{}", ShownPath(path))),
                 )
                 .finish(),
-            KeySource::Generated => f.write_str("Generated"),
+            KeyOrigin::Generated => f.write_str("Generated"),
         }
     }
 }
 
-impl fmt::Display for KeySource {
+impl fmt::Display for KeyOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeySource::File(path) => write!(f, "key file {}", ShownPath(path)),
-            KeySource::PemString => f.write_str("the PEM string"),
-            KeySource::EnvVar { name, file: None } => {
+            KeyOrigin::File(path) => write!(f, "key file {}", ShownPath(path)),
+            KeyOrigin::PemString => f.write_str("the PEM string"),
+            KeyOrigin::EnvVar { name, file: None } => {
                 write!(f, "the PEM text in environment variable {name}")
             }
-            KeySource::EnvVar {
+            KeyOrigin::EnvVar {
                 name,
                 file: Some(path),
             } => write!(
@@ -105,7 +106,7 @@ impl fmt::Display for KeySource {
                 "key file {} (named by environment variable {name})",
                 ShownPath(path)
             ),
-            KeySource::Generated => f.write_str("the generated key"),
+            KeyOrigin::Generated => f.write_str("the generated key"),
         }
     }
 }

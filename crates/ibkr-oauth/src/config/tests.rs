@@ -5,6 +5,7 @@ use std::env::VarError;
 
 use super::*;
 use crate::assertion::KeyError;
+use crate::error::ClientSetting;
 
 fn config(vars: &[(&str, &str)]) -> Config {
     let map: HashMap<String, String> = vars
@@ -82,11 +83,13 @@ fn errors_name_the_variable() {
     let error = config(&vars).client().expect_err("plain http");
     assert!(
         matches!(
-            error,
+            &error,
             ConfigError::Variable {
                 name: "IBKR_BASE_URL",
-                ..
-            }
+                problem: VariableProblem::Refused(refused),
+            } if **refused == ConfigError::Client(ClientSetting::PlainHttp {
+                host: "api.ibkr.com".into()
+            })
         ),
         "{error:?}"
     );
@@ -105,7 +108,7 @@ fn errors_name_the_variable() {
     let vars = [(env_vars::PRIVATE_KEY, "/no/such/key.pem")];
     match config(&vars).key() {
         Err(Error::Key(e)) => assert!(
-            matches!(&*e, KeyError::FileRead { origin: crate::KeySource::EnvVar { name, .. }, .. } if name == "IBKR_PRIVATE_KEY"),
+            matches!(&*e, KeyError::FileRead { origin: crate::key::KeyOrigin::EnvVar { name, .. }, .. } if name == "IBKR_PRIVATE_KEY"),
             "{e:?}"
         ),
         other => panic!("{other:?}"),

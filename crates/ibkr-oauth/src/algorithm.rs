@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::ConfigError;
+use crate::setting::ConfigError;
 
 /// A JWS signature algorithm (RFC 7518) for the client assertion.
 ///
@@ -11,7 +11,8 @@ use crate::error::ConfigError;
 /// servers (and the local sandbox) that accept them.
 ///
 /// ```
-/// use ibkr_oauth::{Algorithm, KeyType};
+/// use ibkr_oauth::Algorithm;
+/// use ibkr_oauth::key::KeyType;
 ///
 /// let alg: Algorithm = "PS256".parse()?;
 /// assert_eq!(alg, Algorithm::PS256);
@@ -86,7 +87,8 @@ impl FromStr for Algorithm {
 /// The type of a private key, which decides the algorithms it can sign with.
 ///
 /// ```
-/// use ibkr_oauth::{Algorithm, KeyType};
+/// use ibkr_oauth::Algorithm;
+/// use ibkr_oauth::key::KeyType;
 ///
 /// assert_eq!(KeyType::Rsa.algorithms(), &[Algorithm::RS256, Algorithm::PS256]);
 /// assert_eq!(KeyType::Ed25519.default_algorithm(), Algorithm::EdDSA);
