@@ -284,3 +284,50 @@ fn with_no_answer_the_clock_check_says_so_not_that_a_header_is_missing() {
     let token = line(&out.stdout, "token");
     assert_eq!(token.matches("check the base URL").count(), 1, "{token}");
 }
+
+/// The API's refusal of an echo call says what to do (its message, from the SDK); the report
+/// adds the scope the check needed, not the same advice a second time.
+#[test]
+fn an_echo_refusal_says_what_to_do_once() {
+    let sandbox = sandbox();
+    let mut server = mockito::Server::new();
+    let _token = server
+        .mock("POST", "/oauth2/api/v1/token")
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(
+            r#"{"access_token":"a.b.c","token_type":"Bearer","expires_in":86400,"scope":"echo.read"}"#,
+        )
+        .create();
+    let _echo = server
+        .mock("GET", "/gw/api/v1/echo/https")
+        .with_status(403)
+        .with_header("content-type", "application/problem+json")
+        .with_header("x-request-id", "req-403-7")
+        .with_body(r#"{"title":"Forbidden","status":403,"detail":"insufficient scope"}"#)
+        .create();
+    let out = run(sandbox
+        .cli()
+        .env("IBKR_BASE_URL", server.url())
+        .env("IBKR_SCOPE", "echo.read")
+        .arg("doctor"));
+    let echo = line(&out.stdout, "echo/https");
+    assert!(
+        echo.starts_with("[FAIL]") || echo.contains("403"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        echo.matches("ask for it").count(),
+        1,
+        "the advice once: {echo}"
+    );
+    assert!(
+        echo.contains("echo.read"),
+        "the scope the check needed: {echo}"
+    );
+    assert_eq!(
+        echo.matches("req-403-7").count(),
+        1,
+        "the request id once: {echo}"
+    );
+}

@@ -88,9 +88,12 @@ fn check(
             let hint = hints::echo(&error, scope);
             let id = request_id(&error);
             let error = Error::from(error);
-            Check::failed(name, exit::code(&error), exit::one_line(&error.to_string()))
-                .hint(hint)
-                .request_id(id)
+            let check = Check::failed(name, exit::code(&error), exit::one_line(&error.to_string()))
+                .request_id(id);
+            match hint {
+                Some(hint) => check.hint(hint),
+                None => check,
+            }
         }
     }
 }

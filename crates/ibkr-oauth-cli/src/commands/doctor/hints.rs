@@ -43,23 +43,19 @@ pub fn token(error: &Error, kid: &str) -> Option<String> {
     })
 }
 
-/// The hint for a failed echo call that needed `scope`.
-pub fn echo(error: &Error, scope: &str) -> String {
+/// The hint for a failed echo call that needed `scope`, where the error's own message does not
+/// already say what to do. The API's refusal says it for a 401 or 403 (and quotes the request
+/// id), a transport failure and an unusable answer say it too: the hint only adds what the
+/// check knows and the message cannot (the scope it needed; the signed body).
+pub fn echo(error: &Error, scope: &str) -> Option<String> {
     let text = error.to_string().to_ascii_lowercase();
     match error.kind() {
-        ErrorKind::Refused if text.contains("insufficient_scope") || text.contains("403") => {
-            format!("the token lacks {scope}: ask for it (--scope) and check IBKR granted it")
-        }
-        ErrorKind::Refused if text.contains("signed") || text.contains("verif") => {
+        ErrorKind::Refused if text.contains("(403 ") => Some(format!("this check needs {scope}")),
+        ErrorKind::Refused if text.contains("signed") || text.contains("verif") => Some(
             "the signed body was refused: the key registered under this kid is not this key; \
-             compare thumbprints"
-                .to_owned()
-        }
-        ErrorKind::Refused => {
-            "the token was refused by the API: check the token check above".to_owned()
-        }
-        ErrorKind::Transport => "check the network; the error names the URL tried".to_owned(),
-        _ => "the API's answer is not what IBKR's spec gives; quote the request id to IBKR"
-            .to_owned(),
+             compare thumbprints (`ibkr-oauth jwk`)"
+                .to_owned(),
+        ),
+        _ => None,
     }
 }

@@ -129,7 +129,12 @@ impl Report {
             if let Some(hint) = &check.hint {
                 let _ = write!(out, "; {hint}");
             }
-            if let Some(id) = &check.request_id {
+            // The SDK's messages quote the request id themselves: once is enough.
+            if let Some(id) = check
+                .request_id
+                .as_ref()
+                .filter(|id| !check.detail.contains(*id))
+            {
                 let _ = write!(out, " (quote to IBKR: {id})");
             }
             out.push('\n');
