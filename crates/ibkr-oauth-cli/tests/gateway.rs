@@ -391,11 +391,7 @@ fn eight_clients_at_three_times_the_limit_the_sandbox_sees_at_most_the_limit() {
         "{by_status:?}"
     );
     // The turns were taken in Redis (the pacer's Lua script), one or more per admitted call.
-    let info = Command::new("redis-cli")
-        .args(["-u", &redis.url, "info", "commandstats"])
-        .output()
-        .expect("redis-cli");
-    let info = String::from_utf8_lossy(&info.stdout);
+    let info = redis_info_commandstats(&redis.url);
     let scripts: u64 = info
         .lines()
         .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
@@ -411,4 +407,30 @@ fn eight_clients_at_three_times_the_limit_the_sandbox_sees_at_most_the_limit() {
     let forwarded = by_status.get("200").copied().unwrap_or(0);
     assert!(scripts >= forwarded, "{scripts} scripts run:\n{info}");
     drop(gateway);
+}
+
+/// Redis's `INFO commandstats`, asked over a plain connection (no redis-cli needed).
+fn redis_info_commandstats(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let addr = url.trim_start_matches("redis://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("Redis answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"INFO commandstats\r\n").unwrap();
+    // A bulk reply: `$<len>\r\n<text>\r\n`.
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).expect("the reply");
+        assert!(n > 0, "Redis closed the connection");
+        reply.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some((head, body)) = text.split_once("\r\n") {
+            let len: usize = head.trim_start_matches('$').parse().expect("a bulk reply");
+            if body.len() >= len {
+                return body[..len].to_owned();
+            }
+        }
+    }
 }
