@@ -1,9 +1,9 @@
 //! The crate's error: [`Error`] and what kind of failure it is ([`ErrorKind`]), with the
 //! subsystem errors it carries that the modules above it return: [`KeyError`] and
 //! [`SignError`] (`key.rs`, with [`KeyOrigin`]), `ApiError` (`api.rs`, public at
-//! `crate::api`). The build-time [`ConfigError`] lives in the leaf `setting` module. This
-//! module imports none of the modules that return its errors, except `session` (whose error
-//! is being reworked by issue 17).
+//! `crate::api`), `SessionError` (`session.rs`, public at `crate::session`). The build-time
+//! [`ConfigError`] lives in the leaf `setting` module. This module imports none of the modules
+//! that return its errors.
 //!
 //! Every message says what happened and what to do, once: text that an error's
 //! [`source`](std::error::Error::source) prints is never repeated in the message itself, so a
@@ -18,6 +18,7 @@ mod key; // KeyError, SignError
 mod key_origin; // where a key came from
 mod messages;
 mod response_info;
+pub(crate) mod session; // SessionError, public at crate::session
 #[cfg(test)]
 mod tests;
 
@@ -212,7 +213,7 @@ pub enum Error {
     /// The SSO or brokerage session failed (see [`SessionError`](crate::session::SessionError)).
     #[cfg(feature = "provider")]
     #[error(transparent)]
-    Session(Arc<crate::session::SessionError>),
+    Session(Arc<session::SessionError>),
     /// The token provider had to start a fetch (or its refresher) outside a tokio runtime.
     #[error(
         "the token provider needs a tokio runtime to fetch a token, and none runs on this \
@@ -240,8 +241,8 @@ pub enum Error {
 }
 
 #[cfg(feature = "provider")]
-impl From<crate::session::SessionError> for Error {
-    fn from(error: crate::session::SessionError) -> Self {
+impl From<session::SessionError> for Error {
+    fn from(error: session::SessionError) -> Self {
         Error::Session(Arc::new(error))
     }
 }

@@ -25,8 +25,8 @@ use super::answers::{
     BrokerageStatus, SsoValidation, TickleStatus, parse_brokerage, parse_created, parse_tickle,
     parse_validate, refusal_detail,
 };
-use super::error::{SessionCall, SessionError};
 use super::token::SsoToken;
+use super::{SessionCall, SessionError};
 use crate::assertion::Signer;
 use crate::clock::Clock;
 use crate::error::{Error, root_cause};

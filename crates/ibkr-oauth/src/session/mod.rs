@@ -72,7 +72,6 @@ mod answers;
 mod builder;
 mod calls;
 mod config;
-mod error;
 mod keeper;
 mod open;
 mod source;
@@ -108,10 +107,10 @@ pub use self::config::{
     Compete, DEFAULT_TICKLE_INTERVAL, IpResolver, MAX_TICKLE_INTERVAL, MIN_TICKLE_INTERVAL,
     ResetWindow, SessionConfig, SessionConfigBuilder,
 };
-pub use self::error::{SessionCall, SessionError};
 pub use self::source::{FixedSession, SessionSource};
 pub use self::state::{SessionEvent, SessionState, SessionStatus};
 pub use self::token::SsoToken;
+pub use crate::error::session::{SessionCall, SessionError};
 
 /// The scope the access token needs to open an SSO session.
 pub const SSO_SESSIONS_SCOPE: &str = "sso-sessions.write";

@@ -1,6 +1,7 @@
 //! The session's policies and lifecycle against the scripted fake of `tests.rs`, in paused
 //! time: competing per policy, the nightly window, close and drop, the watch, settings,
-//! redaction, the keeper's waits, the IP resolver.
+//! redaction, the keeper's waits, the IP resolver. Over 400 lines: one fake and one concern
+//! (the lifecycle), whose tests read best side by side.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
