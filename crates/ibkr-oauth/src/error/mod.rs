@@ -18,7 +18,8 @@ mod key; // KeyError, SignError
 mod key_origin; // where a key came from
 mod messages;
 mod response_info;
-pub(crate) mod session; // SessionError, public at crate::session
+#[cfg(feature = "provider")]
+pub(crate) mod session; // SessionError, public at crate::session (with the session)
 #[cfg(test)]
 mod tests;
 

@@ -120,7 +120,7 @@ pub enum SessionError {
         reason: Option<Arc<str>>,
     },
     /// Another session (IBKR's app, the desktop TWS, another process) holds the brokerage
-    /// session, and the [`Compete`](super::Compete) policy says not to take it over.
+    /// session, and the [`Compete`](crate::session::Compete) policy says not to take it over.
     #[error(
         "another session holds the brokerage session for this username ({}); close it, or set \
          the Compete policy to take it over",
@@ -145,7 +145,7 @@ pub enum SessionError {
         #[source]
         source: crate::pacing::PacingError,
     },
-    /// The session was closed ([`Session::close`](super::Session::close)); build a new one.
+    /// The session was closed ([`Session::close`](crate::session::Session::close)); build a new one.
     #[error("the session is closed; build and open a new Session")]
     Closed,
     /// The user-supplied IP resolver failed.
