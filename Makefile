@@ -61,10 +61,10 @@ no-openssl:
 interop:
 	scripts/pyjwt-interop
 
-## The gateway under 8 hammering client processes at 3x IBKR's limit (timing-dependent: run
-## it alone on a quiet machine).
+## The gateway under 8 hammering client processes at 3x IBKR's limit (part of `make test`;
+## this runs it alone and prints what the clients and the sandbox counted).
 gateway-fleet:
-	$(CARGO) test -p ibkr-oauth-cli --test gateway -- --ignored --nocapture
+	$(CARGO) test -p ibkr-oauth-cli --test gateway eight_clients -- --nocapture
 
 bench:
 	$(CARGO) bench --workspace

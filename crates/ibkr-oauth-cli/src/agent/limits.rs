@@ -182,7 +182,7 @@ impl Drop for Busy {
 /// Accepts with `accept` and serves `router` on each connection within `limits`, until
 /// `shutdown`; then lets requests in flight finish (bounded) and returns.
 pub(crate) async fn serve<S, A, F>(
-    mut accept: A,
+    accept: A,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -190,6 +190,32 @@ pub(crate) async fn serve<S, A, F>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     A: FnMut() -> F,
     F: Future<Output = io::Result<S>>,
+{
+    serve_handshaking(
+        accept,
+        |io| std::future::ready(Ok(io)),
+        router,
+        limits,
+        shutdown,
+    )
+    .await;
+}
+
+/// As [`serve`], with `handshake` (e.g. TLS) run on each accepted connection in its own task,
+/// within the header timeout, so that a client that never finishes it stalls no one.
+pub(crate) async fn serve_handshaking<P, S, A, F, H, HF>(
+    mut accept: A,
+    handshake: H,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    P: Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A: FnMut() -> F,
+    F: Future<Output = io::Result<P>>,
+    H: Fn(P) -> HF + Clone + Send + 'static,
+    HF: Future<Output = io::Result<S>> + Send + 'static,
 {
     let connections = Connections::default();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -215,15 +241,25 @@ pub(crate) async fn serve<S, A, F>(
             );
             continue;
         };
-        tokio::spawn(connection(
-            io,
-            id,
-            shed,
+        let (handshake, connections, router, stop) = (
+            handshake.clone(),
             connections.clone(),
             router.clone(),
-            limits,
             stop_rx.clone(),
-        ));
+        );
+        tokio::spawn(async move {
+            match tokio::time::timeout(limits.header_timeout, handshake(io)).await {
+                Ok(Ok(io)) => connection(io, id, shed, connections, router, limits, stop).await,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "a connection's handshake failed");
+                    connections.remove(id);
+                }
+                Err(_) => {
+                    tracing::debug!("a connection's handshake took too long");
+                    connections.remove(id);
+                }
+            }
+        });
     }
     let _ = stop_tx.send(true);
     let drained = async {

@@ -222,11 +222,37 @@ pub struct GatewayArgs {
     /// gateway (e.g. 5000): they change nothing but the URL.
     #[arg(long, value_name = "PORT", requires = "gateway")]
     pub cp_compatible: Option<u16>,
-    /// At most this many calls of the username leave in any one second [default: 45, under
-    /// IBKR's 50: the rest is left for the session's own calls and for jitter]. Lower it when
-    /// other programs use the same username.
-    #[arg(long, value_name = "N", requires = "gateway")]
-    pub max_per_second: Option<u32>,
+    /// Serve https on the --cp-compatible port, as IBKR's gateway does, with a certificate
+    /// for localhost/127.0.0.1/::1 issued at start by a CA made for it (its key is dropped at
+    /// once); the CA's certificate is written to --cp-tls-cert-out for clients to trust
+    /// (Python: `requests.get(url, verify=PATH)`).
+    #[arg(long, requires = "cp_compatible")]
+    pub cp_tls: bool,
+    /// Where to write the generated CA certificate (PEM, public) [default: next to the
+    /// agent's default socket, printed at start].
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "cp_tls",
+        conflicts_with = "cp_tls_cert"
+    )]
+    pub cp_tls_cert_out: Option<std::path::PathBuf>,
+    /// Serve https with this certificate chain (PEM) instead of a generated one.
+    #[arg(long, value_name = "PATH", requires_all = ["cp_tls", "cp_tls_key"])]
+    pub cp_tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM, PKCS#8, SEC1 or PKCS#1) of --cp-tls-cert.
+    #[arg(long, value_name = "PATH", requires = "cp_tls_cert")]
+    pub cp_tls_key: Option<std::path::PathBuf>,
+    /// At most this many calls of the username reach IBKR in any one second, whatever the
+    /// delays on the way: the governor lets this many minus --max-in-flight leave per second
+    /// [default: 45, under IBKR's 50: the rest is left for the session's own calls]. Lower it
+    /// when other programs use the same username.
+    #[arg(long, value_name = "N", default_value_t = 45, requires = "gateway")]
+    pub max_per_second: u32,
+    /// At most this many calls on their way to IBKR at once; must stay below
+    /// --max-per-second.
+    #[arg(long, value_name = "N", default_value_t = crate::gateway::DEFAULT_MAX_IN_FLIGHT, requires = "gateway")]
+    pub max_in_flight: usize,
     /// The longest a call waits for its turn under IBKR's pacing before it is refused (429).
     #[arg(long, value_name = "MS", default_value_t = 2000, requires = "gateway")]
     pub max_wait_ms: u64,

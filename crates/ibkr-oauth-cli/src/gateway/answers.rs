@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ibkr_oauth::session::SessionState;
+use ibkr_oauth::session::{SessionEvent, SessionState};
 use serde_json::{Value, json};
 
 use super::Gateway;
@@ -62,6 +62,22 @@ pub(super) fn record_session_state(status: &View) {
     ] {
         let value = if status.is(state) { 1.0 } else { 0.0 };
         metrics::gauge!("ibkr_oauth_session_state", "state" => state_label(Some(state))).set(value);
+    }
+}
+
+/// Records the session keeper's events: the keep-alive's latency (a histogram) and the
+/// sessions opened again (by kind).
+pub fn record_session_event(event: &SessionEvent) {
+    match event {
+        SessionEvent::Tickled { latency } => {
+            metrics::histogram!("ibkr_oauth_session_tickle_seconds").record(latency.as_secs_f64());
+        }
+        SessionEvent::Reopened { brokerage } => {
+            let session = if *brokerage { "brokerage" } else { "sso" };
+            metrics::counter!("ibkr_oauth_session_reopens_total", "session" => session)
+                .increment(1);
+        }
+        _ => {}
     }
 }
 

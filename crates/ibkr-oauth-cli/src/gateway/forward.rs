@@ -147,6 +147,21 @@ pub(super) async fn forward(State(gateway): State<Gateway>, request: Request) ->
             }
         }
     }
+    // The slot is held until IBKR's answer is back (see `slots`): taken before the governor
+    // gives the call its turn, inside `send`.
+    let _held = match gateway.inner.slots.take(path).await {
+        Ok(held) => held,
+        Err(busy) => {
+            count(&endpoint, 429);
+            metrics::counter!("ibkr_oauth_gateway_busy_total", "limit" => busy.label())
+                .increment(1);
+            let mut response = problem(StatusCode::TOO_MANY_REQUESTS, &busy.message());
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(1u32));
+            return response;
+        }
+    };
     match outgoing.send().await {
         Ok(answer) => {
             let status = answer.status();

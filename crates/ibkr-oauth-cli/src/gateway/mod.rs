@@ -11,7 +11,7 @@
 //! | `POST`/`GET /v1/api/logout` | `{"status": true}`: a client's logout does not end the session the others use |
 //! | any other `/v1/api/...`, `/gw/api/...` | forwarded to the configured upstream only (method, path, query, body, headers less hop-by-hop, `Host` and any client `Authorization`), paced, IBKR's answer returned as it is, streamed |
 //! | `GET /healthz` | the session's state (`200` while `/v1/api` calls can be made, else `503`); with `--redis` also this process's `role` (`owner`, `follower`, `alone`, `unavailable`), the owner's `fence` and the failure's `code` |
-//! | `GET /metrics` | with `--metrics`: Prometheus text |
+//! | `GET /metrics` | with `--metrics`: Prometheus text: requests by endpoint and status (`ibkr_oauth_gateway_requests_total`), answered locally, calls refused for want of a slot (`ibkr_oauth_gateway_busy_total`), calls in flight, the governor's admissions, waits, refusals and 429s, the session's state, its keep-alive latency (`ibkr_oauth_session_tickle_seconds`) and re-opens (`ibkr_oauth_session_reopens_total`) |
 //!
 //! With `--redis` the session is the fleet's ([`HeldSession::Shared`],
 //! [`ibkr_oauth_redis::SharedSession`]): one gateway per username is the elected owner and
@@ -21,12 +21,21 @@
 //!
 //! Not an open proxy: only the configured upstream, only those two path prefixes; request
 //! bodies are capped ([`MAX_BODY_BYTES`]), upstream calls time out.
+//!
+//! At most [`Forwarding::max_in_flight`] calls are on their way to IBKR at once (a call holds
+//! its slot from before the governor gives it its turn until IBKR's answer is back), so IBKR
+//! sees at most the governor's budget plus that many calls in any second, however late calls
+//! reach it; `/iserver/marketdata/history` calls are at most [`HISTORY_AT_ONCE`] at once.
 
 mod answers;
 mod forward;
 mod held;
+mod slots;
+pub mod tls;
 
+pub use answers::record_session_event;
 pub use held::HeldSession;
+pub use slots::HISTORY_AT_ONCE;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,13 +76,37 @@ struct Inner {
     /// The upstream's base URL, without a trailing `/`.
     upstream: String,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    slots: slots::Slots,
+}
+
+/// How the gateway forwards: its bound on calls in flight to IBKR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Calls on their way to IBKR at once, at most (default [`DEFAULT_MAX_IN_FLIGHT`]). IBKR
+    /// may count this many on top of the governor's budget within one second.
+    pub max_in_flight: usize,
+    /// How long a call waits for a slot before it is refused with 429 (default 2 s, the
+    /// governor's default bound).
+    pub max_wait: Duration,
+}
+
+/// The default bound on calls in flight: enough for IBKR's 50/s over a 100 ms round trip.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 5;
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        Self {
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_wait: ibkr_oauth::pacing::DEFAULT_MAX_WAIT,
+        }
+    }
 }
 
 impl Gateway {
     /// A gateway to `upstream` (IBKR's base URL) holding `session` (its own
     /// [`Session`](ibkr_oauth::session::Session), or the fleet's
-    /// [`SharedSession`](ibkr_oauth_redis::SharedSession)), pacing with `pacer`; `tokens`
-    /// authorises the `/gw/api` calls.
+    /// [`SharedSession`](ibkr_oauth_redis::SharedSession)), pacing with `pacer`, forwarding as
+    /// `forwarding` says; `tokens` authorises the `/gw/api` calls.
     ///
     /// # Errors
     /// [`Error::Config`] for an upstream URL the middlewares refuse (not https, unless loopback).
@@ -82,6 +115,7 @@ impl Gateway {
         tokens: Arc<dyn TokenSource>,
         pacer: Arc<dyn Pacer>,
         upstream: &str,
+        forwarding: Forwarding,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
@@ -105,6 +139,7 @@ impl Gateway {
                 tokens,
                 upstream: upstream.trim_end_matches('/').to_owned(),
                 metrics,
+                slots: slots::Slots::new(forwarding.max_in_flight, forwarding.max_wait),
             }),
         })
     }
@@ -112,6 +147,31 @@ impl Gateway {
     /// The session it holds.
     pub fn session(&self) -> &HeldSession {
         &self.inner.session
+    }
+
+    /// Serves the routes without a secret on `listener` (the CP-compatible loopback port),
+    /// over `tls` when given, within the agent's connection limits (header-read timeout,
+    /// connection cap), until `shutdown`.
+    pub async fn serve_cp_compatible(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<tls::CpTls>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let router = self.router(None);
+        let accept = || async { listener.accept().await.map(|(io, _)| io) };
+        let limits = crate::agent::Limits::for_this_process();
+        match tls {
+            None => crate::agent::limits::serve(accept, router, limits, shutdown).await,
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let handshake = move |io| acceptor.accept(io);
+                crate::agent::limits::serve_handshaking(
+                    accept, handshake, router, limits, shutdown,
+                )
+                .await;
+            }
+        }
     }
 
     /// The routes, guarded by `secret` (loopback TCP listeners but the CP-compatible one).
@@ -184,6 +244,7 @@ async fn render_metrics(State(gateway): State<Gateway>) -> Response {
     metrics::counter!("ibkr_oauth_pacing_waited_total").absolute(stats.waited);
     metrics::counter!("ibkr_oauth_pacing_refused_total").absolute(stats.refused);
     metrics::counter!("ibkr_oauth_pacing_429_total").absolute(stats.paused);
+    metrics::gauge!("ibkr_oauth_gateway_in_flight").set(gateway.inner.slots.in_flight() as f64);
     answers::record_session_state(&gateway.inner.session.view());
     (
         [(

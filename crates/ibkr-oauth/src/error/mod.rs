@@ -19,7 +19,7 @@ mod key_origin; // where a key came from
 mod messages;
 mod response_info;
 #[cfg(feature = "provider")]
-pub(crate) mod session; // SessionError, public at crate::session
+pub(crate) mod session; // SessionError, public at crate::session (with the session)
 #[cfg(test)]
 mod tests;
 

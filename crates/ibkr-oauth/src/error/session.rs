@@ -130,6 +130,21 @@ pub enum SessionError {
         /// IBKR's message, sanitised.
         reason: Option<Arc<str>>,
     },
+    /// The session's pacer ([`SessionBuilder::pacer`](crate::session::SessionBuilder::pacer))
+    /// did not let the call leave: nothing was sent. The keeper tries again on its next round.
+    #[cfg(feature = "pacing")]
+    #[error(
+        "{call} was not sent: IBKR's pacing held it back; the session tries again by itself, \
+         or call less often"
+    )]
+    Paced {
+        /// The call.
+        call: SessionCall,
+        /// The pacer's refusal (how long until the call could leave). `PacingError` is a leaf
+        /// (`pacing/error.rs` imports nothing of this crate), so no import cycle comes of it.
+        #[source]
+        source: crate::pacing::PacingError,
+    },
     /// The session was closed ([`Session::close`](crate::session::Session::close)); build a new one.
     #[error("the session is closed; build and open a new Session")]
     Closed,
@@ -190,6 +205,8 @@ impl SessionError {
                 ErrorKind::InvalidResponse
             }
             SessionError::Transport { .. } => ErrorKind::Transport,
+            #[cfg(feature = "pacing")]
+            SessionError::Paced { .. } => ErrorKind::Transport,
             SessionError::NoBridge { .. }
             | SessionError::Competing { .. }
             | SessionError::Closed
@@ -205,6 +222,8 @@ impl SessionError {
             | SessionError::InvalidResponse { call, .. }
             | SessionError::TooLarge { call, .. }
             | SessionError::Transport { call, .. } => Some(*call),
+            #[cfg(feature = "pacing")]
+            SessionError::Paced { call, .. } => Some(*call),
             _ => None,
         }
     }
@@ -223,6 +242,8 @@ impl SessionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SessionError::Transport { .. } => true,
+            #[cfg(feature = "pacing")]
+            SessionError::Paced { .. } => true,
             _ => self
                 .response()
                 .is_some_and(ResponseInfo::is_retryable_status),

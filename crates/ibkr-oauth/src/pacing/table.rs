@@ -143,7 +143,7 @@ impl PacingTable {
     ///
     /// | rule | limit |
     /// |---|---|
-    /// | per user (all paths) | 50/s documented: 40/s with a burst of 5, so no second ever sees more than 45: the other 5 are left for the session's own calls (ssodh/init, validate, the keep-alive), which do not pass through the governor, and for requests that reach IBKR closer together than they left |
+    /// | per user (all paths) | 50/s documented: 40/s with a burst of 5, so no second ever sees more than 45 leave: the other 5 are left for the session's own calls (ssodh/init, validate, the keep-alive) when they do not pass through the governor ([`SessionBuilder::pacer`](crate::session::SessionBuilder::pacer)), and for requests that reach IBKR closer together than they left (bound them with a limit on requests in flight, as `serve --gateway` does) |
     /// | `/tickle`, `/iserver/scanner/run`, `/fyi/*` | 1/s |
     /// | `/sso/validate` | 1/min |
     /// | `/iserver/marketdata/snapshot` | 10/s |

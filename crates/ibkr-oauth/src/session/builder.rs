@@ -44,6 +44,9 @@ pub struct SessionBuilder {
     timing: Timing,
     http: Option<reqwest::ClientBuilder>,
     fence: Option<super::handover::Fence>,
+    #[cfg(feature = "pacing")]
+    pacer: Option<Arc<dyn crate::pacing::Pacer>>,
+    observer: Option<super::Observer>,
 }
 
 impl SessionBuilder {
@@ -62,6 +65,9 @@ impl SessionBuilder {
             },
             http: None,
             fence: None,
+            #[cfg(feature = "pacing")]
+            pacer: None,
+            observer: None,
         }
     }
 
@@ -115,6 +121,25 @@ impl SessionBuilder {
         self
     }
 
+    /// Paces the session's own calls (tickle, validate, ssodh/init, auth status, logout,
+    /// sso-sessions) with `pacer`, the one the program's other IBKR calls go through (e.g.
+    /// [`Paced`](crate::pacing::Paced) with the same governor), so that IBKR's per-user and
+    /// per-endpoint limits (`/tickle` 1/s, `/sso/validate` 1/min) count them too. A call the
+    /// pacer refuses is not sent and fails with
+    /// [`SessionError::Paced`](super::SessionError::Paced); a 429 pauses its endpoint.
+    #[cfg(feature = "pacing")]
+    pub fn pacer(mut self, pacer: Arc<dyn crate::pacing::Pacer>) -> Self {
+        self.pacer = Some(pacer);
+        self
+    }
+
+    /// Calls `hook` with each [`SessionEvent`](super::SessionEvent) as it happens (a keep-alive's latency, a
+    /// re-opened session), e.g. to record metrics. It runs on the keeper's task: keep it quick.
+    pub fn on_event(mut self, hook: impl Fn(&super::SessionEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(hook));
+        self
+    }
+
     /// Checks the settings and builds the session (no network I/O: call
     /// [`Session::open`], or let the first call open it).
     ///
@@ -147,8 +172,11 @@ impl SessionBuilder {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             clock: Arc::clone(&self.clock),
             signer: self.signer,
+            #[cfg(feature = "pacing")]
+            pacer: self.pacer,
         });
-        let session = Session::from_parts(self.tokens, calls, self.config, base_url, self.clock, t);
+        let session = Session::from_parts(self.tokens, calls, self.config, base_url, self.clock, t)
+            .observed(self.observer);
         if let Some(fence) = self.fence {
             session.set_fence(fence);
         }

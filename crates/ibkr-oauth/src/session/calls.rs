@@ -60,6 +60,9 @@ pub(crate) struct HttpCalls {
     pub(crate) max_response_bytes: usize,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) signer: Signer,
+    /// Paces the calls with the API's other calls (e.g. the gateway's governor).
+    #[cfg(feature = "pacing")]
+    pub(crate) pacer: Option<Arc<dyn crate::pacing::Pacer>>,
 }
 
 impl HttpCalls {
@@ -76,6 +79,15 @@ impl HttpCalls {
         F: FnOnce(Configuration) -> Fut,
         Fut: Future<Output = Result<T, GeneratedError<E>>>,
     {
+        #[cfg(feature = "pacing")]
+        let path = call.endpoint().split_once(' ').map_or("", |(_, p)| p);
+        #[cfg(feature = "pacing")]
+        if let Some(pacer) = &self.pacer {
+            pacer
+                .acquire(path)
+                .await
+                .map_err(|source| SessionError::Paced { call, source })?;
+        }
         let (capture, recording) = capture(self.max_response_bytes, Arc::clone(&self.clock));
         let mut middleware: Vec<Arc<dyn Middleware>> = vec![capture];
         middleware.extend(extra);
@@ -97,6 +109,11 @@ impl HttpCalls {
         let outcome = recording.take();
         if let Some(Captured::Complete(raw)) = &outcome {
             span.record("status", raw.status.as_u16());
+            #[cfg(feature = "pacing")]
+            if let (Some(pacer), http::StatusCode::TOO_MANY_REQUESTS) = (&self.pacer, raw.status) {
+                let retry_after = raw.info().retry_after;
+                pacer.too_many_requests(path, retry_after).await;
+            }
         }
         match outcome {
             Some(Captured::Complete(raw)) => map(call, &raw),

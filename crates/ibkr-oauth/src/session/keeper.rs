@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{Compete, Inner, SessionState};
+use super::{Compete, Inner, SessionEvent, SessionState};
 use crate::error::Error;
 
 /// Never two rounds closer than this: IBKR paces `/tickle` at one a second.
@@ -97,6 +97,12 @@ impl Inner {
         }
     }
 
+    fn emit(&self, event: &SessionEvent) {
+        if let Some(observer) = &self.observer {
+            observer(event);
+        }
+    }
+
     /// Marks the session stale (kept as it is, the failure as reason).
     fn stale(&self, reason: String) {
         let state = self.status.borrow().state;
@@ -115,12 +121,21 @@ impl Inner {
                 }
             };
         };
+        let sent = tokio::time::Instant::now();
         let tickle = match self.calls.tickle(&sso).await {
-            Ok(tickle) => tickle,
+            Ok(tickle) => {
+                self.emit(&SessionEvent::Tickled {
+                    latency: sent.elapsed(),
+                });
+                tickle
+            }
             Err(e) if e.is_unauthorized() => {
                 tracing::info!("the SSO session ended (401 on tickle); opening a new one");
                 return match self.open_sso(Some(&sso)).await {
-                    Ok(_) => Ok(()),
+                    Ok(_) => {
+                        self.emit(&SessionEvent::Reopened { brokerage: false });
+                        Ok(())
+                    }
                     Err(e) => {
                         self.failed("re-opening the SSO session", &e);
                         Err(())
@@ -168,9 +183,15 @@ impl Inner {
     /// `ssodh/init` from the keeper; a 401 means the SSO session ended: a new one.
     async fn reinit(self: &Arc<Self>, sso: &super::SsoToken, compete: bool) -> Result<(), ()> {
         match self.init_brokerage(sso, compete).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.emit(&SessionEvent::Reopened { brokerage: true });
+                Ok(())
+            }
             Err(Error::Session(e)) if e.is_unauthorized() => match self.open_sso(Some(sso)).await {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    self.emit(&SessionEvent::Reopened { brokerage: false });
+                    Ok(())
+                }
                 Err(e) => {
                     self.failed("re-opening the SSO session", &e);
                     Err(())

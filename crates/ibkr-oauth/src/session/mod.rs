@@ -117,7 +117,7 @@ pub use self::config::{
     ResetWindow, SessionConfig, SessionConfigBuilder,
 };
 pub use self::source::{FixedSession, SessionSource};
-pub use self::state::{SessionState, SessionStatus};
+pub use self::state::{SessionEvent, SessionState, SessionStatus};
 pub use self::token::SsoToken;
 pub use crate::error::session::{SessionCall, SessionError};
 
@@ -151,7 +151,12 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// Whether this process may act for the session ([`SessionBuilder::fence`]).
     fence: std::sync::OnceLock<handover::Fence>,
+    /// The hook of [`SessionBuilder::on_event`].
+    observer: Option<Observer>,
 }
+
+/// A hook called with each [`SessionEvent`].
+pub(crate) type Observer = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
 
 impl Session {
     /// A builder for a session opened with access tokens from `tokens` (scope
@@ -190,8 +195,17 @@ impl Session {
                 keeper: Mutex::new(None),
                 closed: AtomicBool::new(false),
                 fence: std::sync::OnceLock::new(),
+                observer: None,
             }),
         }
+    }
+
+    /// The same session (just built, not shared yet) with `observer` called on each event.
+    pub(crate) fn observed(mut self, observer: Option<Observer>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.observer = observer;
+        }
+        self
     }
 
     /// Opens the SSO session (and the brokerage session if the config asks), unless it is

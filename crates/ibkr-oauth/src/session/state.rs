@@ -94,3 +94,22 @@ impl fmt::Display for SessionStatus {
         Ok(())
     }
 }
+
+/// What the session's keeper did, for metrics: given to the hook of
+/// [`SessionBuilder::on_event`](super::SessionBuilder::on_event) as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// A keep-alive tickle got IBKR's answer after `latency`.
+    Tickled {
+        /// From sending the tickle to its whole answer.
+        latency: std::time::Duration,
+    },
+    /// The keeper opened the session again after it ended: a new SSO session
+    /// (`brokerage: false`, after a 401) or the brokerage session (`brokerage: true`, after
+    /// IBKR said it was not authenticated or another session took it).
+    Reopened {
+        /// Whether it was the brokerage session (else the SSO session).
+        brokerage: bool,
+    },
+}

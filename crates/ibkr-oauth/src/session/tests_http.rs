@@ -241,6 +241,8 @@ async fn a_timeout_leaves_the_session_stale_but_usable() {
         max_response_bytes: 1024,
         clock: Arc::new(crate::clock::SystemClock),
         signer: signer(),
+        #[cfg(feature = "pacing")]
+        pacer: None,
     };
     let token = s.sso_token().await.unwrap();
     let err = calls::Calls::tickle(&calls, &token).await.unwrap_err();
@@ -322,4 +324,130 @@ async fn a_refusal_names_the_call_and_quotes_the_request_id() {
     assert!(text.contains("x-request-id: req-9"), "{text}");
     assert!(text.contains("sso-sessions.write"), "{text}");
     assert_eq!(err.kind(), crate::ErrorKind::Refused);
+}
+
+/// With a pacer, the session's own calls take their turns with the program's other calls:
+/// `/tickle` 1/s and `/sso/validate` 1/min hold back a second call (not sent), and a 429
+/// pauses its endpoint.
+#[cfg(feature = "pacing")]
+#[tokio::test]
+async fn the_sessions_own_calls_go_through_the_pacer() {
+    use crate::pacing::{Governor, Limit, Pacer, PacingError, PacingTable};
+    let mut server = Server::new_async().await;
+    let tokens = Arc::new(Tokens::default());
+    sso(&mut server, "access-1", "sso-1").await;
+    let tickle_mock = server
+        .mock("GET", "/v1/api/tickle")
+        .with_header(JSON.0, JSON.1)
+        .with_body(tickle_body(false, false))
+        .expect(1)
+        .create_async()
+        .await;
+    let validate = server
+        .mock("GET", "/v1/api/sso/validate")
+        .with_header(JSON.0, JSON.1)
+        .with_body(r#"{"RESULT":true,"USER_NAME":"user1234"}"#)
+        .expect(1)
+        .create_async()
+        .await;
+    let status = server
+        .mock("POST", "/v1/api/iserver/auth/status")
+        .with_status(429)
+        .with_header("retry-after", "30")
+        .with_header(JSON.0, JSON.1)
+        .with_body(r#"{"error":"Too Many Requests","statusCode":429}"#)
+        .expect(1)
+        .create_async()
+        .await;
+    // IBKR's endpoint rules; a per-user limit this test never nears.
+    let table = PacingTable::ibkr()
+        .global(Limit::per_second(1000).burst(100))
+        .max_wait(Duration::ZERO);
+    let governor = Arc::new(Governor::new(table).unwrap());
+    let s = Session::builder(
+        Arc::clone(&tokens),
+        signer(),
+        config(false, Compete::AtOpen),
+    )
+    .base_url(server.url())
+    .pacer(Arc::clone(&governor) as Arc<dyn Pacer>)
+    .build()
+    .unwrap();
+    s.open().await.unwrap();
+    let paced = |result: Result<(), Error>, want: SessionCall| match result {
+        Err(Error::Session(error)) => match &*error {
+            SessionError::Paced { call, source } => {
+                assert_eq!(*call, want);
+                source.clone()
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    s.tickle().await.unwrap();
+    let refusal = paced(s.tickle().await.map(|_| ()), SessionCall::Tickle);
+    assert!(
+        matches!(refusal, PacingError::OverLimit { ref endpoint, .. } if endpoint == "/tickle"),
+        "{refusal:?}"
+    );
+    s.validate().await.unwrap();
+    let refusal = paced(s.validate().await.map(|_| ()), SessionCall::Validate);
+    assert!(
+        refusal.retry_after().unwrap() > Duration::from_secs(59),
+        "{refusal:?}"
+    );
+    // IBKR's 429 pauses the endpoint (Retry-After 30 s): the next call is not sent.
+    assert!(s.brokerage_status().await.is_err());
+    let refusal = paced(
+        s.brokerage_status().await.map(|_| ()),
+        SessionCall::BrokerageStatus,
+    );
+    assert!(matches!(refusal, PacingError::Paused { .. }), "{refusal:?}");
+    tickle_mock.assert_async().await;
+    validate.assert_async().await;
+    status.assert_async().await;
+    // sso-sessions, tickle, validate, auth status: 4 turns taken, 3 refused.
+    let stats = governor.stats();
+    assert_eq!((stats.admitted, stats.refused, stats.paused), (4, 3, 1));
+}
+
+/// The hook of `on_event` sees each keep-alive's latency and each re-opened session.
+#[tokio::test]
+async fn the_event_hook_sees_tickles_and_reopens() {
+    let mut server = Server::new_async().await;
+    let tokens = Arc::new(Tokens::default());
+    let first = sso(&mut server, "access-1", "sso-1").await;
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let s = Session::builder(
+        Arc::clone(&tokens),
+        signer(),
+        config(false, Compete::AtOpen),
+    )
+    .base_url(server.url())
+    .on_event(move |event| seen.lock().unwrap().push(*event))
+    .build()
+    .unwrap();
+    s.open().await.unwrap();
+    first.remove_async().await;
+    let ok = tickle(&mut server, "sso-1", 200, &tickle_body(false, false)).await;
+    assert!(s.inner.keep_once().await.is_ok());
+    ok.remove_async().await;
+    tickle(
+        &mut server,
+        "sso-1",
+        401,
+        r#"{"error":"not authenticated"}"#,
+    )
+    .await;
+    sso(&mut server, "access-1", "sso-2").await;
+    assert!(s.inner.keep_once().await.is_ok());
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        matches!(events[0], SessionEvent::Tickled { latency } if latency < Duration::from_secs(5)),
+        "{events:?}"
+    );
+    assert_eq!(events[1], SessionEvent::Reopened { brokerage: false });
+    s.close().await.ok();
 }

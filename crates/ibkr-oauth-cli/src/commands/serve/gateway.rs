@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,12 @@ use tokio::sync::watch;
 
 use super::super::emit;
 use super::super::sandbox::StopSignals;
-use crate::agent::{Bound, Limits};
+use crate::agent::Bound;
 use crate::cli::{ServeArgs, SessionFallbackArg};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::gateway::{Gateway, HeldSession};
+use crate::gateway::tls::CpTls;
+use crate::gateway::{Forwarding, Gateway, HeldSession};
 
 /// Builds the session (and opens it: a failure is logged, the keeper goes on trying) and the
 /// pacer: in Redis with `--redis` (one budget for the fleet, failing closed when Redis is
@@ -37,20 +39,30 @@ pub(super) async fn start(
         config = config.ip(ip.clone());
     }
     let config = config.build().map_err(config_error)?;
-    let base_url = settings.base_url().to_owned();
-    let make = {
-        let tokens = Arc::clone(&tokens);
-        move || {
-            Session::builder(Arc::clone(&tokens), signer.clone(), config.clone())
-                .base_url(base_url.clone())
-        }
+    let max_wait = Duration::from_millis(args.gateway.max_wait_ms);
+    let forwarding = Forwarding {
+        max_in_flight: args.gateway.max_in_flight.max(1),
+        max_wait,
     };
-    let mut table = PacingTable::ibkr().max_wait(Duration::from_millis(args.gateway.max_wait_ms));
-    if let Some(n) = args.gateway.max_per_second {
-        // A burst of up to 5 within the budget: at most n in any second.
-        let burst = (n / 9).clamp(1, 5);
-        table = table.global(Limit::per_second(n.saturating_sub(burst).max(1)).burst(burst));
-    }
+    // IBKR may count the calls in flight on top of what the governor lets leave in a second
+    // (see `gateway::slots`): the governor's budget is what is left of --max-per-second.
+    let budget = u32::try_from(forwarding.max_in_flight)
+        .ok()
+        .and_then(|slots| args.gateway.max_per_second.checked_sub(slots))
+        .filter(|budget| *budget >= 2)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "--max-in-flight {} leaves no budget under --max-per-second {}: IBKR may count \
+                 every call in flight on top of those the governor lets leave in a second; \
+                 lower --max-in-flight or raise --max-per-second",
+                forwarding.max_in_flight, args.gateway.max_per_second
+            ))
+        })?;
+    // A burst of up to 5 within the budget: at most `budget` leave in any second.
+    let burst = (budget / 9).clamp(1, 5);
+    let table = PacingTable::ibkr()
+        .max_wait(max_wait)
+        .global(Limit::per_second(budget - burst).burst(burst));
     let pacer: Arc<dyn Pacer> = match &args.redis.redis {
         Some(url) => Arc::new(
             RedisPacer::builder(url.clone(), username.clone(), table)
@@ -64,6 +76,18 @@ pub(super) async fn start(
                 .map_err(|e| Error::Config(e.to_string()))?,
         ),
         None => Arc::new(Governor::new(table).map_err(config_error)?),
+    };
+    // Each session this process holds: its own calls (keep-alive, validate, ssodh/init) take
+    // their turns from the same governor as the forwarded ones.
+    let make = {
+        let (tokens, pacer) = (Arc::clone(&tokens), Arc::clone(&pacer));
+        let base_url = settings.base_url().to_owned();
+        move || {
+            Session::builder(Arc::clone(&tokens), signer.clone(), config.clone())
+                .base_url(base_url.clone())
+                .pacer(Arc::clone(&pacer))
+                .on_event(crate::gateway::record_session_event)
+        }
     };
     let held: HeldSession = match &args.redis.redis {
         // One session per username for every gateway on this Redis: elected owner, fenced.
@@ -91,7 +115,14 @@ pub(super) async fn start(
             session.into()
         }
     };
-    Gateway::new(held, tokens, pacer, settings.base_url(), metrics)
+    Gateway::new(
+        held,
+        tokens,
+        pacer,
+        settings.base_url(),
+        forwarding,
+        metrics,
+    )
 }
 
 /// Serves the gateway on the agent's listener (with its secret on loopback TCP) and, with
@@ -120,6 +151,8 @@ pub(super) async fn serve(
     };
     let cp = match args.gateway.cp_compatible {
         Some(port) => {
+            // The certificate first: a bad file stops the command before it listens.
+            let tls = cp_tls(args)?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 Error::Agent(format!(
@@ -127,19 +160,33 @@ pub(super) async fn serve(
                 ))
             })?;
             let addr = listener.local_addr().unwrap_or(addr);
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let trust = match &tls {
+                Some(tls) => match tls.ca_pem() {
+                    Some(pem) => {
+                        let path = args
+                            .gateway
+                            .cp_tls_cert_out
+                            .clone()
+                            .unwrap_or_else(|| default_ca_path(args, addr.port()));
+                        crate::gateway::tls::write_ca(&path, pem)?;
+                        format!("; clients trust the CA in {}", path.display())
+                    }
+                    None => "; with your certificate".to_owned(),
+                },
+                None => String::new(),
+            };
             emit(
                 out,
                 &format!(
-                    "ibkr-oauth serve: CP-Gateway-compatible on http://{addr}/v1/api (no secret; loopback only)\n"
+                    "ibkr-oauth serve: CP-Gateway-compatible on {scheme}://{addr}/v1/api (no secret; loopback only{trust})\n"
                 ),
             )?;
-            let router = gateway.router(None);
             let done = shutdown(&stopped);
-            // The agent's connection limits (header-read timeout, connection cap) here too.
-            Some(tokio::spawn(async move {
-                let accept = || async { listener.accept().await.map(|(io, _)| io) };
-                crate::agent::limits::serve(accept, router, Limits::for_this_process(), done).await;
-            }))
+            let gateway = gateway.clone();
+            Some(tokio::spawn(
+                gateway.serve_cp_compatible(listener, tls, done),
+            ))
         }
         None => None,
     };
@@ -163,4 +210,30 @@ pub(super) async fn serve(
         shared.stop().await;
     }
     served
+}
+
+/// The CP-compatible listener's TLS, if asked for: the user's certificate and key, or one made
+/// now.
+fn cp_tls(args: &ServeArgs) -> Result<Option<CpTls>, Error> {
+    let gateway = &args.gateway;
+    if !gateway.cp_tls {
+        return Ok(None);
+    }
+    Ok(Some(match (&gateway.cp_tls_cert, &gateway.cp_tls_key) {
+        (Some(cert), Some(key)) => CpTls::from_files(cert, key)?,
+        _ => CpTls::generate()?,
+    }))
+}
+
+/// Where the generated CA certificate goes without --cp-tls-cert-out: beside the agent's
+/// socket (by default in the user's runtime directory when there is one).
+fn default_ca_path(args: &ServeArgs, port: u16) -> PathBuf {
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(crate::agent::default_socket_path);
+    let dir = socket
+        .parent()
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+    dir.join(format!("ibkr-oauth-gateway-{port}-ca.pem"))
 }

@@ -102,3 +102,26 @@ fn kinds_and_retries() {
     assert!(every()[0].is_unauthorized());
     assert_eq!(every()[0].call(), Some(SessionCall::CreateSso));
 }
+
+#[cfg(feature = "pacing")]
+#[test]
+fn a_paced_call_names_the_call_and_not_its_source() {
+    let e = SessionError::Paced {
+        call: SessionCall::Validate,
+        source: crate::pacing::PacingError::OverLimit {
+            endpoint: "/sso/validate".into(),
+            wait: std::time::Duration::from_secs(59),
+            max_wait: std::time::Duration::ZERO,
+        },
+    };
+    let text = e.to_string();
+    assert!(
+        text.starts_with("GET /v1/api/sso/validate was not sent"),
+        "{text}"
+    );
+    let source = std::error::Error::source(&e).unwrap().to_string();
+    assert!(!text.contains(&source), "{text}");
+    assert_eq!(e.kind(), ErrorKind::Transport);
+    assert!(e.is_retryable());
+    assert_eq!(e.call(), Some(SessionCall::Validate));
+}
