@@ -114,7 +114,10 @@ impl SessionBuilder {
     /// session): `may_act` is asked before every keep-alive round, every new SSO session and
     /// every `ssodh/init`; when it answers `false` the session does none of them (the keeper
     /// skips its round, opening fails with [`SessionError::Fenced`](super::SessionError)).
-    /// Make it cheap and synchronous, e.g. "my lease is still valid by my own clock", so that
+    /// It is asked again right before each sso-sessions and `ssodh/init` is sent (after the IP
+    /// lookup, the access token and the [pacer](Self::pacer)'s wait); the window left between
+    /// that check and IBKR's receiving the call is small, not zero: IBKR takes no fencing
+    /// token. Make it cheap and synchronous, e.g. "my lease is still valid by my own clock", so that
     /// a process that was paused past its lease stops acting before anything else.
     pub fn fence(mut self, may_act: impl Fn() -> bool + Send + Sync + 'static) -> Self {
         self.fence = Some(Arc::new(may_act));
@@ -174,6 +177,7 @@ impl SessionBuilder {
             signer: self.signer,
             #[cfg(feature = "pacing")]
             pacer: self.pacer,
+            fence: self.fence.clone(),
         });
         let session = Session::from_parts(self.tokens, calls, self.config, base_url, self.clock, t)
             .observed(self.observer);

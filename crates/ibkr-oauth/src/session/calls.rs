@@ -63,6 +63,9 @@ pub(crate) struct HttpCalls {
     /// Paces the calls with the API's other calls (e.g. the gateway's governor).
     #[cfg(feature = "pacing")]
     pub(crate) pacer: Option<Arc<dyn crate::pacing::Pacer>>,
+    /// The session's fence, asked again after the pacer's wait, right before an
+    /// sso-sessions or `ssodh/init` leaves.
+    pub(crate) fence: Option<super::handover::Fence>,
 }
 
 impl HttpCalls {
@@ -87,6 +90,14 @@ impl HttpCalls {
                 .acquire(path)
                 .await
                 .map_err(|source| SessionError::Paced { call, source })?;
+        }
+        // The pacer may have waited past this process's lease: the last check before sending.
+        // The window left (this check to the request's arrival at IBKR) is small, not zero:
+        // IBKR takes no fencing token.
+        if matches!(call, SessionCall::CreateSso | SessionCall::BrokerageInit)
+            && self.fence.as_ref().is_some_and(|may_act| !may_act())
+        {
+            return Err(SessionError::Fenced);
         }
         let (capture, recording) = capture(self.max_response_bytes, Arc::clone(&self.clock));
         let mut middleware: Vec<Arc<dyn Middleware>> = vec![capture];

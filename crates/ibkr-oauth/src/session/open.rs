@@ -144,13 +144,16 @@ impl Inner {
     }
 
     /// sso-sessions with the current access token; on a 401 the token is reported refused and
-    /// the call made once more with a new one.
+    /// the call made once more with a new one. The fence is checked again right before each
+    /// send (the IP lookup and the access token may take a while; the pacer's wait is fenced
+    /// in `calls`).
     async fn create(&self) -> Result<SsoToken, Error> {
         self.check_fence()?;
         let ip = self.public_ip().await?;
         let mut retried = false;
         loop {
             let access = self.tokens.access_token().await?;
+            self.check_fence()?;
             match self
                 .calls
                 .create_sso(&access, &self.config.credential, ip)
@@ -191,6 +194,7 @@ impl Inner {
             if let Err(e) = &answer {
                 if e.response().is_some_and(|r| r.status.is_server_error()) {
                     tracing::info!(error = %e, "ssodh/init failed; trying once more with compete: false");
+                    self.check_fence()?;
                     answer = self.calls.init(sso, false).await;
                 }
             }
@@ -212,6 +216,8 @@ impl Inner {
                 }
                 Ok(status)
             }
+            // Fenced after the pacer's wait: nothing was sent, the state is not this call's.
+            Err(e @ SessionError::Fenced) => Err(e.into()),
             Err(e) => {
                 self.set_state(SessionState::NoBridge, Some(Arc::from(e.to_string())));
                 Err(e.into())

@@ -137,3 +137,36 @@ async fn released_sessions_do_not_log_out() {
     assert_eq!(fake.count("logout"), 0, "another process goes on with it");
     assert_eq!(fake.count("tickle"), tickles, "the keeper stopped");
 }
+
+/// A fence that lets this process act `times` more times, then says no (the lease lost while
+/// the session was on its way to IBKR: the IP lookup, the access token, the pacer).
+fn fence_for(times: usize) -> handover::Fence {
+    let left = Arc::new(std::sync::atomic::AtomicUsize::new(times));
+    Arc::new(move || {
+        left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fence_is_asked_again_right_before_each_send() {
+    // Allowed at the start of the opening, refused after the access token: nothing is sent.
+    let (fake, tokens) = (Arc::new(Fake::default()), Arc::new(Tokens::default()));
+    let s = session(&fake, &tokens, true, Compete::AtOpen);
+    s.set_fence(fence_for(1));
+    let refused = s.open().await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::Session(e) if matches!(**e, SessionError::Fenced)),
+        "{refused:?}"
+    );
+    assert_eq!(fake.count("create"), 0, "no sso-sessions once fenced");
+
+    // ssodh/init fails with a 500 and the fence closes before the compete: false retry.
+    let (fake, tokens) = (Arc::new(Fake::default()), Arc::new(Tokens::default()));
+    fake.script("init", &[Answer::Status(500)]);
+    let s = session(&fake, &tokens, true, Compete::AtOpen);
+    s.set_fence(fence_for(3)); // the opening's two checks, the first init's
+    let _ = s.open().await;
+    assert_eq!(fake.count("create"), 1);
+    assert_eq!(fake.count("init"), 1, "no retry once fenced");
+}

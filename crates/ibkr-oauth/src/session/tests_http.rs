@@ -243,6 +243,7 @@ async fn a_timeout_leaves_the_session_stale_but_usable() {
         signer: signer(),
         #[cfg(feature = "pacing")]
         pacer: None,
+        fence: None,
     };
     let token = s.sso_token().await.unwrap();
     let err = calls::Calls::tickle(&calls, &token).await.unwrap_err();
