@@ -184,14 +184,42 @@ async fn a_stopped_owner_hands_the_session_on_without_logging_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_owner_lets_go_of_the_session_without_logging_out() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::start(Duration::from_secs(3600)).await;
+    let a = member(&fleet, &redis);
+    assert_eq!(a.start().await.role, SessionRole::Owner);
+    let token = a.sso_token().await.unwrap();
+    let lease = a.lease_key().to_owned();
+    // No stop(): an early return or a panic drops the last handle.
+    drop(a);
+    until("the lease released", || {
+        redis.query::<i64>(redis::cmd("EXISTS").arg(&lease)) == 0
+    })
+    .await;
+    // The next owner adopts the session: it was let go, not logged out.
+    let c = member(&fleet, &redis);
+    let status = c.start().await;
+    assert_eq!(status.role, SessionRole::Owner);
+    assert!(same(&c.sso_token().await.unwrap(), &token), "adopted");
+    assert_eq!(sent(&fleet, "/v1/api/logout"), 0, "never logged out");
+    assert_eq!(sent(&fleet, "/gw/api/v1/sso-sessions"), 1);
+    assert_eq!(fleet.sandbox.open_sessions(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_fails_closed_then_the_fleet_rejoins_the_session_it_knew() {
     let mut redis = RedisServer::start();
     let fleet = Fleet::start(Duration::from_secs(3600)).await;
     let a = member(&fleet, &redis);
     let b = member(&fleet, &redis);
+    // Owners before these two: the fleet knows fence 6 when Redis loses the counter.
+    let fence_key = a.lease_key().replace(":lease", ":fence");
+    let _: () = redis.query(redis::cmd("SET").arg(&fence_key).arg(5));
     a.start().await;
     b.start().await;
     let token = b.sso_token().await.unwrap();
+    assert_eq!(b.status().fence, 6);
     redis.kill();
     for m in [&a, &b] {
         until("fail closed", || m.role() == SessionRole::Unavailable).await;
@@ -228,6 +256,23 @@ async fn redis_down_fails_closed_then_the_fleet_rejoins_the_session_it_knew() {
         1,
         "no second session"
     );
+    // The new owner's fence is above the fleet's (not 1 again), and the follower takes the
+    // session it re-opens.
+    let (owner, follower) = if a.role() == SessionRole::Owner {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert_eq!(owner.status().fence, 7);
+    fleet
+        .sandbox
+        .inject_session_fault(ibkr_oauth_sandbox::SessionFault::ExpireSessions);
+    // The follower's own handle on the token (the same text as `token`).
+    let held = follower.sso_token().await.unwrap();
+    assert!(follower.invalidate(&held).await, "replaced");
+    let new = follower.sso_token().await.unwrap();
+    assert!(!same(&new, &token), "the re-opened session's token");
+    assert!(same(&owner.sso_token().await.unwrap(), &new));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

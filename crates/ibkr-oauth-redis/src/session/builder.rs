@@ -90,7 +90,7 @@ impl SharedSessionBuilder {
         );
         Ok(SharedSession {
             inner: Arc::new(Inner {
-                store,
+                store: Arc::new(store),
                 key: self.key,
                 username: self.username,
                 holder: crate::shared::holder_id(),
@@ -117,6 +117,7 @@ impl SharedSessionBuilder {
                 wake: Arc::new(Notify::new()),
                 task: Mutex::new(None),
                 adoption: Mutex::new(None),
+                rounds: tokio::sync::Mutex::new(()),
             }),
         })
     }

@@ -41,6 +41,7 @@ impl Inner {
 
     /// One round of the election.
     pub(super) async fn round(self: &Arc<Self>) {
+        let _one_at_a_time = self.rounds.lock().await;
         let owner = match &self.lock().role {
             Role::Owner { session, fence, .. } => Some((session.clone(), *fence)),
             _ => None,
@@ -69,8 +70,8 @@ impl Inner {
             Ok(Renewed::Held(refused)) => {
                 self.fence.extend_to(sent + self.lease_ttl.mul_f64(0.75));
                 self.answered();
+                // Taken from Redis by the renewal itself (read and deleted at once).
                 let Some(refused) = refused else { return };
-                let _ = self.store.clear_refused().await;
                 if let Some(current) = session.held_token() {
                     if entry::token_fingerprint(&self.key, current.secret())[..] == refused[..] {
                         tracing::info!(username = %self.username, "a follower reports IBKR refused the fleet's SSO token; opening a new session");
@@ -102,22 +103,29 @@ impl Inner {
     /// Not the owner: take the lease if it is free, else follow.
     async fn contend(self: &Arc<Self>) {
         let sent = std::time::Instant::now();
-        match self.store.acquire(&self.holder, self.lease_ttl).await {
+        let seen = self.lock().highest_fence;
+        match self.store.acquire(&self.holder, self.lease_ttl, seen).await {
             Ok(Some(fence)) => {
                 self.fence.extend_to(sent + self.lease_ttl.mul_f64(0.75));
                 self.answered();
+                {
+                    let mut state = self.lock();
+                    state.highest_fence = state.highest_fence.max(fence);
+                }
                 self.become_owner(fence).await;
             }
             Ok(None) => {
                 self.answered();
                 let previous = std::mem::replace(&mut self.lock().role, Role::Starting);
-                self.set_role(Role::Follower);
-                self.follow().await;
+                // This host's own session stops acting before the owner's is followed (the
+                // read below may take a while): two sessions must not compete meanwhile.
                 if let Role::Alone { session, .. } = previous {
                     tracing::warn!(username = %self.username, "Redis answers again and another process owns the session; leaving this host's own");
                     self.fence.close();
                     self.leave(&session);
                 }
+                self.set_role(Role::Follower);
+                self.follow().await;
             }
             Err(error) => {
                 self.redis_failed(&error);
@@ -250,10 +258,13 @@ impl Inner {
         use secrecy::ExposeSecret as _;
         let mut state = self.lock();
         state.unreadable = None;
-        if published.username != self.username || published.fence < state.highest_fence {
-            return; // another username's, or an old owner's put back
+        if published.username != self.username {
+            return; // another username's
         }
-        state.highest_fence = published.fence;
+        // Not compared with the highest fence seen: only the holder of the lease and of the
+        // current fence writes the entry (the renewal script checks both), and after Redis
+        // lost its data a lower fence can be the current owner's.
+        state.highest_fence = state.highest_fence.max(published.fence);
         let same = state
             .cached
             .as_ref()

@@ -122,7 +122,8 @@ impl SharedStatus {
 ///   the TTL and a third of it, plus one tickle) and **adopts** the published session
 ///   ([`Session::adopt`]: one tickle; a new session only if IBKR says it has ended), so the
 ///   fleet's own session is never fought.
-/// - **Fencing**: each new owner raises `...:fence` (a counter); the heartbeat script writes
+/// - **Fencing**: each new owner raises `...:fence` (a counter, above the highest this process
+///   has seen, so a Redis that restarts empty does not count from 1 again); the heartbeat script writes
 ///   the entry only while the lease and the fence are still the writer's, so a paused former
 ///   owner that wakes cannot overwrite it. Before that, its session's
 ///   [fence](ibkr_oauth::session::SessionBuilder::fence) has closed: the owner counts its lease
@@ -133,6 +134,9 @@ impl SharedStatus {
 ///   it gives [`SharedSessionError::RedisUnavailable`] and opens nothing (two sessions would
 ///   compete); under [`SessionFallback::Local`] it keeps (or adopts, or opens) a session of its
 ///   own, and rejoins the election when Redis answers again.
+/// - **Dropping** the last handle without [`stop`](SharedSession::stop) (an early return, a
+///   panic) lets go of the session as `stop` does, never with a logout (which would end it for
+///   the whole fleet), and releases the lease in the background.
 ///
 /// ```no_run
 /// # async fn run(signer: ibkr_oauth::Signer, tokens: std::sync::Arc<dyn ibkr_oauth::TokenSource>)
@@ -165,7 +169,8 @@ pub struct SharedSession {
 type MakeSession = Box<dyn Fn() -> SessionBuilder + Send + Sync>;
 
 struct Inner {
-    store: SessionStore,
+    /// Shared so that the drop can release the lease after `Inner` is gone.
+    store: Arc<SessionStore>,
     key: EncryptionKey,
     username: String,
     /// This process's random value in the lease.
@@ -181,6 +186,41 @@ struct Inner {
     wake: Arc<Notify>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     adoption: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// One election round at a time (`start`, `stop` and the loop, woken early by an
+    /// adoption, would otherwise run two at once).
+    rounds: tokio::sync::Mutex<()>,
+}
+
+impl Drop for Inner {
+    /// The last handle dropped without [`SharedSession::stop`] (an early return, a panic):
+    /// the session held is let go without logging out, as `stop` would, since a logout ends
+    /// the session for every host of the fleet; the lease is released if a runtime can run it
+    /// (else it expires after its TTL).
+    fn drop(&mut self) {
+        for task in [self.task.get_mut(), self.adoption.get_mut()] {
+            if let Some(task) = task.unwrap_or_else(PoisonError::into_inner).take() {
+                task.abort();
+            }
+        }
+        self.fence.close();
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut state.role, Role::Starting) {
+            Role::Owner { session, .. } => {
+                session.release();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let (store, holder) =
+                        (Arc::clone(&self.store), std::mem::take(&mut self.holder));
+                    runtime.spawn(async move {
+                        if let Err(e) = store.release(&holder).await {
+                            tracing::debug!(error = %e, "could not release the session lease; it expires by itself");
+                        }
+                    });
+                }
+            }
+            Role::Alone { session, .. } => session.release(),
+            _ => {}
+        }
+    }
 }
 
 /// What the sessions' fence reads: lock-free, by the monotonic clock.
@@ -236,7 +276,8 @@ struct Cached {
 struct State {
     role: Role,
     cached: Option<Cached>,
-    /// The highest fencing token seen: an entry with a lower one is an old owner's.
+    /// The highest fencing token seen (published or taken): the next one this process takes
+    /// is above it, even from a Redis that lost the counter.
     highest_fence: u64,
     /// When Redis last answered (the grace before the Redis-down policy applies).
     last_answer: Option<std::time::Instant>,

@@ -4,7 +4,7 @@
 //! | key | what |
 //! |---|---|
 //! | `<prefix>session:{<username>}:lease` | the owner's random holder id; expires after the lease TTL unless renewed |
-//! | `<prefix>session:{<username>}:fence` | the fencing token: a counter raised by each new owner; never expires |
+//! | `<prefix>session:{<username>}:fence` | the fencing token: raised by each new owner above any it has seen; never expires |
 //! | `<prefix>session:{<username>}:entry` | the sealed SSO token, written only by the current owner (fenced) |
 //! | `<prefix>session:{<username>}:refused` | a follower's report that IBKR refused the token (its fingerprint) |
 
@@ -13,15 +13,22 @@ use std::time::Duration;
 use crate::conn::{Conn, StoreResult};
 
 /// Takes the lease if nobody holds it and raises the fencing token: 0 when taken by another,
-/// else the new fencing token.
+/// else the new fencing token, above both the stored one and the highest this process has seen
+/// (`ARGV[3]`): a Redis that restarted empty would otherwise count from 1 again, below the
+/// fences the fleet knows.
 const ACQUIRE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
+  local stored = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+  local fence = math.max(stored, tonumber(ARGV[3]) or 0) + 1
+  redis.call('SET', KEYS[2], string.format('%d', fence))
+  return fence
 end
 return 0";
 
 /// The owner's heartbeat: renews the lease and (re)writes the entry only while the lease holds
-/// this holder and the fencing token is still this owner's; answers the refusal report too.
+/// this holder and the fencing token is still this owner's; takes the refusal report too (read
+/// and deleted in the script: a report written between a read and a separate delete would be
+/// lost).
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[3] then
   return {0, ''}
@@ -30,7 +37,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 end
-return {1, redis.call('GET', KEYS[4]) or ''}";
+local refused = redis.call('GET', KEYS[4])
+if refused then
+  redis.call('DEL', KEYS[4])
+end
+return {1, refused or ''}";
 
 /// Deletes the lease only if it still holds this holder's value.
 const RELEASE: &str = r"
@@ -83,8 +94,14 @@ impl SessionStore {
         &self.lease
     }
 
-    /// Takes the lease if it is free: the new fencing token, or `None`.
-    pub(crate) async fn acquire(&self, holder: &str, ttl: Duration) -> StoreResult<Option<u64>> {
+    /// Takes the lease if it is free: the new fencing token (above `seen`, the highest this
+    /// process knows), or `None`.
+    pub(crate) async fn acquire(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        seen: u64,
+    ) -> StoreResult<Option<u64>> {
         let ms = millis(ttl);
         let fence: u64 = self
             .conn
@@ -94,6 +111,7 @@ impl SessionStore {
                     .key(&self.fence)
                     .arg(holder)
                     .arg(ms)
+                    .arg(seen.to_string())
                     .invoke_async(&mut c)
                     .await
             })
@@ -175,18 +193,6 @@ impl SessionStore {
                     .arg(fingerprint)
                     .arg("PX")
                     .arg(ms)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
-    }
-
-    /// Clears the refusal report (the owner has acted on it).
-    pub(crate) async fn clear_refused(&self) -> StoreResult<()> {
-        self.conn
-            .run(|mut c| async move {
-                redis::cmd("DEL")
-                    .arg(&self.refused)
                     .query_async::<()>(&mut c)
                     .await
             })
