@@ -125,11 +125,76 @@ pub(super) async fn start(
     )
 }
 
+/// The `--cp-compatible` listener, made before the session starts: a bad certificate file or
+/// a port in use stops the command before this process takes part in the fleet's election.
+pub(super) struct CpListener {
+    listener: tokio::net::TcpListener,
+    tls: Option<CpTls>,
+    /// The line that says where it listens.
+    banner: String,
+}
+
+/// With `--cp-compatible`: its TLS (checked or made), its port bound and the CA written.
+pub(super) async fn cp_listener(args: &ServeArgs) -> Result<Option<CpListener>, Error> {
+    let Some(port) = args.gateway.cp_compatible else {
+        return Ok(None);
+    };
+    // The certificate first: a bad file stops the command before it listens.
+    let tls = cp_tls(args)?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::Agent(format!(
+            "could not listen on {addr} ({e}); pick another --cp-compatible port"
+        ))
+    })?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let trust = match &tls {
+        Some(tls) => match tls.ca_pem() {
+            Some(pem) => {
+                let path = args
+                    .gateway
+                    .cp_tls_cert_out
+                    .clone()
+                    .unwrap_or_else(|| default_ca_path(args, addr.port()));
+                crate::gateway::tls::write_ca(&path, pem)?;
+                format!("; clients trust the CA in {}", path.display())
+            }
+            None => "; with your certificate".to_owned(),
+        },
+        None => String::new(),
+    };
+    let banner = format!(
+        "ibkr-oauth serve: CP-Gateway-compatible on {scheme}://{addr}/v1/api (no secret; loopback only{trust})\n"
+    );
+    Ok(Some(CpListener {
+        listener,
+        tls,
+        banner,
+    }))
+}
+
 /// Serves the gateway on the agent's listener (with its secret on loopback TCP) and, with
-/// `--cp-compatible`, on a loopback port without it, until a signal.
+/// `--cp-compatible`, on its loopback port without it, until a signal; then hands the fleet's
+/// session on, on every way out (an error too: dropping it would only let the lease expire).
 pub(super) async fn serve(
     gateway: Gateway,
-    args: &ServeArgs,
+    cp: Option<CpListener>,
+    bound: Bound,
+    stop: StopSignals,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let served = serve_until_stopped(&gateway, cp, bound, stop, out).await;
+    if let HeldSession::Shared(shared) = gateway.session() {
+        // Hands the session on at once (lease released, no logout).
+        shared.stop().await;
+    }
+    served
+}
+
+async fn serve_until_stopped(
+    gateway: &Gateway,
+    cp: Option<CpListener>,
     bound: Bound,
     stop: StopSignals,
     out: &mut dyn Write,
@@ -149,39 +214,13 @@ pub(super) async fn serve(
             let _ = receiver.wait_for(|stop| *stop).await;
         }
     };
-    let cp = match args.gateway.cp_compatible {
-        Some(port) => {
-            // The certificate first: a bad file stops the command before it listens.
-            let tls = cp_tls(args)?;
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                Error::Agent(format!(
-                    "could not listen on {addr} ({e}); pick another --cp-compatible port"
-                ))
-            })?;
-            let addr = listener.local_addr().unwrap_or(addr);
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            let trust = match &tls {
-                Some(tls) => match tls.ca_pem() {
-                    Some(pem) => {
-                        let path = args
-                            .gateway
-                            .cp_tls_cert_out
-                            .clone()
-                            .unwrap_or_else(|| default_ca_path(args, addr.port()));
-                        crate::gateway::tls::write_ca(&path, pem)?;
-                        format!("; clients trust the CA in {}", path.display())
-                    }
-                    None => "; with your certificate".to_owned(),
-                },
-                None => String::new(),
-            };
-            emit(
-                out,
-                &format!(
-                    "ibkr-oauth serve: CP-Gateway-compatible on {scheme}://{addr}/v1/api (no secret; loopback only{trust})\n"
-                ),
-            )?;
+    let cp = match cp {
+        Some(CpListener {
+            listener,
+            tls,
+            banner,
+        }) => {
+            emit(out, &banner)?;
             let done = shutdown(&stopped);
             let gateway = gateway.clone();
             Some(tokio::spawn(
@@ -204,10 +243,6 @@ pub(super) async fn serve(
     if let Some(cp) = cp {
         let _ = stopped.send(true);
         let _ = cp.await;
-    }
-    if let HeldSession::Shared(shared) = gateway.session() {
-        // Hands the session on at once (lease released, no logout).
-        shared.stop().await;
     }
     served
 }

@@ -64,8 +64,11 @@ pub async fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
         } else {
             None
         };
+        // Before the session starts: a bad TLS file or a busy port stops the command before
+        // this process takes part in the fleet's election.
+        let cp = gateway::cp_listener(args).await?;
         let gateway = gateway::start(args, &settings, signer, source, metrics).await?;
-        gateway::serve(gateway, args, bound, stop, out).await?;
+        gateway::serve(gateway, cp, bound, stop, out).await?;
         return emit(out, "ibkr-oauth serve: stopped\n");
     }
     let files = if sinks.is_empty() {
