@@ -66,7 +66,8 @@ interop:
 gateway-fleet:
 	$(CARGO) test -p ibkr-oauth-cli --test gateway eight_clients -- --nocapture
 
+## Every criterion bench (the session bench needs `middleware`: the test features).
 bench:
-	$(CARGO) bench --workspace
+	$(CARGO) bench --workspace $(FEATURES)
 
 ci: lint no-openssl test test-default-features doc check-generated interop demo example

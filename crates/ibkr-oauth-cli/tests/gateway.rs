@@ -313,6 +313,32 @@ fn not_an_open_proxy() {
             .unwrap();
         assert_eq!(health["session"]["state"], "brokerage", "{health}");
         assert_eq!(health["session"]["username"], USER, "{health}");
+        // Dot segments as the upstream URL's parser would read them (%2e, backslashes) are
+        // refused, not resolved into a path outside /gw/api (sent raw: a client library would
+        // resolve them itself).
+        let authority = gateway.base.trim_start_matches("http://").to_owned();
+        for path in [
+            "/gw/api/%2e%2e/%2e%2e/escaped",
+            "/gw/api/.%2E/%2e./escaped",
+            "/v1/api/..\\..\\escaped",
+        ] {
+            let authority = authority.clone();
+            let head = tokio::task::spawn_blocking(move || {
+                use std::io::{Read as _, Write as _};
+                let mut stream = std::net::TcpStream::connect(&authority).unwrap();
+                write!(
+                    stream,
+                    "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                answer.lines().next().unwrap_or_default().to_owned()
+            })
+            .await
+            .unwrap();
+            assert_eq!(head, "HTTP/1.1 400 Bad Request", "{path}");
+        }
         let big = vec![b'x'; 2 * 1024 * 1024];
         let answer = http
             .post(format!("{}/v1/api/iserver/account/orders", gateway.base))
@@ -329,9 +355,10 @@ fn not_an_open_proxy() {
         .map(|r| r.path)
         .collect();
     assert!(
-        !paths
-            .iter()
-            .any(|p| p == "/other" || p == "/v2/api/x" || p.contains("orders")),
+        !paths.iter().any(|p| p == "/other"
+            || p == "/v2/api/x"
+            || p.contains("orders")
+            || p.contains("escaped")),
         "{paths:?}"
     );
 }

@@ -99,15 +99,21 @@ fn count(endpoint: &str, status: u16) {
     .increment(1);
 }
 
+/// Whether `path` has a `.` or `..` segment as the URL parser that builds the upstream request
+/// sees it (WHATWG): `%2e` is a dot, and `\` separates segments as `/` does in http(s) URLs.
+fn has_dot_segment(path: &str) -> bool {
+    path.split(['/', '\\']).any(|segment| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        segment == "." || segment == ".."
+    })
+}
+
 pub(super) async fn forward(State(gateway): State<Gateway>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let endpoint = endpoint_label(path);
     // The router only sends /v1/api and /gw/api here; refuse dot segments that would climb out.
-    if path
-        .split('/')
-        .any(|segment| segment == ".." || segment == ".")
-    {
+    if has_dot_segment(path) {
         count(&endpoint, 400);
         return problem(StatusCode::BAD_REQUEST, "dot segments are not forwarded");
     }
