@@ -115,7 +115,7 @@ impl SessionBuilder {
     /// every `ssodh/init`; when it answers `false` the session does none of them (the keeper
     /// skips its round, opening fails with [`SessionError::Fenced`](super::SessionError)).
     /// It is asked again right before each sso-sessions and `ssodh/init` is sent (after the IP
-    /// lookup, the access token and the [pacer](Self::pacer)'s wait); the window left between
+    /// lookup, the access token and the pacer's wait); the window left between
     /// that check and IBKR's receiving the call is small, not zero: IBKR takes no fencing
     /// token. Make it cheap and synchronous, e.g. "my lease is still valid by my own clock", so that
     /// a process that was paused past its lease stops acting before anything else.
