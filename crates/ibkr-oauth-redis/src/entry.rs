@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+use aws_lc_rs::aead::NONCE_LEN;
 use aws_lc_rs::hmac;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -142,26 +142,12 @@ pub(crate) fn seal(key: &EncryptionKey, name: &str, plain: &Plain) -> Result<Vec
         issued_ms: plain.issued_ms,
         expires_ms: plain.expires_ms,
     };
-    let mut buffer = Zeroizing::new(serde_json::to_vec(&payload).map_err(|_| ())?);
-    let mut nonce = [0u8; NONCE_LEN];
-    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| ())?;
-
-    let mut out = Vec::with_capacity(CIPHERTEXT_AT + buffer.len() + 16);
-    out.push(VERSION);
-    out.extend_from_slice(&key.id);
-    out.extend_from_slice(&fingerprint(key, plain.access_token.expose_secret()));
-    let aad = associated_data(name, &out);
-    out.extend_from_slice(&nonce);
-
-    key.aead
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut *buffer,
-        )
-        .map_err(|_| ())?;
-    out.extend_from_slice(&buffer);
-    Ok(out)
+    let plaintext = Zeroizing::new(serde_json::to_vec(&payload).map_err(|_| ())?);
+    let mut header = Vec::with_capacity(CIPHERTEXT_AT + plaintext.len() + 16);
+    header.push(VERSION);
+    header.extend_from_slice(&key.id);
+    header.extend_from_slice(&fingerprint(key, plain.access_token.expose_secret()));
+    key.seal_after(name, header, plaintext).ok_or(())
 }
 
 /// Opens an entry read from the Redis key `name`.
@@ -175,21 +161,15 @@ pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Plai
     if version != VERSION {
         return Err(Unreadable::Version(version));
     }
-    let (Some(header), Some(nonce), Some(ciphertext)) = (
+    let (Some(header), Some(sealed), true) = (
         value.get(..HEADER_LEN),
-        value.get(NONCE_AT..CIPHERTEXT_AT),
-        value.get(CIPHERTEXT_AT..),
+        value.get(NONCE_AT..),
+        value.len() >= CIPHERTEXT_AT,
     ) else {
         return Err(Unreadable::Truncated);
     };
     let key_id = header.get(1..FINGERPRINT_AT).unwrap_or_default();
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unreadable::Truncated)?;
-    let mut buffer = Zeroizing::new(ciphertext.to_vec());
-    let aad = associated_data(name, header);
-    let Ok(plaintext) = key
-        .aead
-        .open_in_place(nonce, Aad::from(aad), &mut buffer[..])
-    else {
+    let Some(plaintext) = key.open_after(name, header, sealed) else {
         return Err(if key_id == key.id {
             Unreadable::Forged
         } else {
@@ -197,7 +177,7 @@ pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Plai
         });
     };
     let payload: Payload<'_> =
-        serde_json::from_slice(plaintext).map_err(|_| Unreadable::Payload)?;
+        serde_json::from_slice(&plaintext).map_err(|_| Unreadable::Payload)?;
     let plain = Plain {
         access_token: SecretString::from(payload.access_token.into_owned()),
         token_type: payload.token_type,
@@ -218,14 +198,6 @@ pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Plai
         return Err(Unreadable::Payload);
     }
     Ok(plain)
-}
-
-fn associated_data(name: &str, header: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(name.len() + 1 + header.len());
-    aad.extend_from_slice(name.as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(header);
-    aad
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{hkdf, hmac};
 use base64::Engine as _;
 use zeroize::Zeroizing;
@@ -129,6 +129,64 @@ impl fmt::Debug for EncryptionKey {
             .field("id", &self.id())
             .finish_non_exhaustive()
     }
+}
+
+impl EncryptionKey {
+    /// Appends a fresh nonce and `plaintext` sealed with AES-256-GCM to `header`. The associated
+    /// data is the Redis key `name` and `header`, so an entry copied under another name, or with
+    /// another header, does not open. `None` when the random source or the cipher fails.
+    pub(crate) fn seal_after(
+        &self,
+        name: &str,
+        mut header: Vec<u8>,
+        mut plaintext: Zeroizing<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).ok()?;
+        let aad = associated_data(name, &header);
+        self.aead
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut *plaintext,
+            )
+            .ok()?;
+        header.extend_from_slice(&nonce);
+        header.extend_from_slice(&plaintext);
+        Some(header)
+    }
+
+    /// Opens what [`seal_after`](Self::seal_after) appended to `header` (`sealed`: the nonce,
+    /// then the ciphertext and tag). `None` when it is too short or does not authenticate.
+    pub(crate) fn open_after(
+        &self,
+        name: &str,
+        header: &[u8],
+        sealed: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let nonce = Nonce::try_assume_unique_for_key(sealed.get(..NONCE_LEN)?).ok()?;
+        let mut buffer = Zeroizing::new(sealed.get(NONCE_LEN..)?.to_vec());
+        let len = self
+            .aead
+            .open_in_place(
+                nonce,
+                Aad::from(associated_data(name, header)),
+                &mut buffer[..],
+            )
+            .ok()?
+            .len();
+        buffer.truncate(len);
+        Some(buffer)
+    }
+}
+
+/// The associated data of an entry: its Redis key name, a 0 byte, its header.
+fn associated_data(name: &str, header: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(name.len() + 1 + header.len());
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(header);
+    aad
 }
 
 fn expand(prk: &hkdf::Prk, label: &[u8], out: &mut [u8]) -> Result<(), Error> {

@@ -7,7 +7,7 @@
 //! entry's Redis key name and the first 9 bytes, so an entry copied under another username's
 //! name fails to open.
 
-use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+use aws_lc_rs::aead::NONCE_LEN;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -59,45 +59,27 @@ pub(crate) fn seal(key: &EncryptionKey, name: &str, published: &Published) -> Op
         stale: published.stale,
         written_ms: published.written_ms,
     };
-    let mut buffer = Zeroizing::new(serde_json::to_vec(&payload).ok()?);
-    let mut nonce = [0u8; NONCE_LEN];
-    aws_lc_rs::rand::fill(&mut nonce).ok()?;
-    let mut out = Vec::with_capacity(CIPHERTEXT_AT + buffer.len() + 16);
-    out.push(FORMAT);
-    out.extend_from_slice(&key.id);
-    let aad = associated_data(name, &out);
-    out.extend_from_slice(&nonce);
-    key.aead
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut *buffer,
-        )
-        .ok()?;
-    out.extend_from_slice(&buffer);
-    Some(out)
+    let plaintext = Zeroizing::new(serde_json::to_vec(&payload).ok()?);
+    let mut header = Vec::with_capacity(CIPHERTEXT_AT + plaintext.len() + 16);
+    header.push(FORMAT);
+    header.extend_from_slice(&key.id);
+    key.seal_after(name, header, plaintext)
 }
 
 /// Opens an entry read from the Redis key `name`; `Err` says why it cannot be read (never
 /// quoting the value).
 pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Published, String> {
-    let (Some(header), Some(nonce), Some(ciphertext)) = (
+    let (Some(header), Some(sealed), true) = (
         value.get(..HEADER_LEN),
-        value.get(HEADER_LEN..CIPHERTEXT_AT),
-        value.get(CIPHERTEXT_AT..),
+        value.get(HEADER_LEN..),
+        value.len() >= CIPHERTEXT_AT,
     ) else {
         return Err("the entry is too short to be one".into());
     };
     if header[0] != FORMAT {
         return Err(format!("the entry has the unknown format {}", header[0]));
     }
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce".to_owned())?;
-    let mut buffer = Zeroizing::new(ciphertext.to_vec());
-    let Ok(plain) = key.aead.open_in_place(
-        nonce,
-        Aad::from(associated_data(name, header)),
-        &mut buffer[..],
-    ) else {
+    let Some(plain) = key.open_after(name, header, sealed) else {
         let id = &header[1..];
         return Err(if id == key.id {
             "the entry does not authenticate under this process's key (damaged or forged)".into()
@@ -109,7 +91,7 @@ pub(crate) fn open(key: &EncryptionKey, name: &str, value: &[u8]) -> Result<Publ
             )
         });
     };
-    let payload: Payload<'_> = serde_json::from_slice(plain)
+    let payload: Payload<'_> = serde_json::from_slice(&plain)
         .map_err(|_| "the entry's payload is not in the expected form".to_owned())?;
     Ok(Published {
         token: SecretString::from(payload.token.into_owned()),
@@ -127,14 +109,6 @@ pub(crate) fn token_fingerprint(
     token: &SecretString,
 ) -> [u8; FINGERPRINT_LEN] {
     fingerprint(key, token.expose_secret())
-}
-
-fn associated_data(name: &str, header: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(name.len() + 1 + header.len());
-    aad.extend_from_slice(name.as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(header);
-    aad
 }
 
 #[cfg(test)]
