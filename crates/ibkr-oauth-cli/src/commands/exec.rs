@@ -42,12 +42,12 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ibkr_oauth::session::{SSO_SESSIONS_SCOPE, Session, SsoToken};
+use ibkr_oauth::session::{SSO_SESSIONS_SCOPE, Session, SessionEvent, SsoToken};
 use ibkr_oauth::{ExposeSecret as _, Token, TokenSource};
 use rustix::process::{Pid, Signal};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::cli::ExecArgs;
 use crate::config::Settings;
@@ -73,8 +73,6 @@ pub const WITHHELD: [&str; 3] = [
     "IBKR_PRIVATE_KEY_PASSPHRASE",
     "IBKR_REDIS_KEY",
 ];
-/// How often `exec --session` looks for a new SSO token (a lock and a compare).
-const SSO_LOOK: Duration = Duration::from_secs(1);
 /// How long a child may take to stop on SIGTERM before a restart kills it.
 const RESTART_GRACE: Duration = Duration::from_secs(10);
 
@@ -262,7 +260,7 @@ pub async fn run(args: &ExecArgs) -> Result<u8, Error> {
     let mut handout = Handout {
         token: source.access_token().await?,
         session: match &session {
-            Some((session, gateway_url)) => Some(SessionHandout {
+            Some((session, gateway_url, _)) => Some(SessionHandout {
                 sso: session.sso_token().await?,
                 gateway_url: gateway_url.clone(),
             }),
@@ -297,9 +295,13 @@ pub async fn run(args: &ExecArgs) -> Result<u8, Error> {
             }
         }
     }));
-    let session_watcher = session
-        .as_ref()
-        .map(|(session, _)| tokio::spawn(watch_session(session.clone(), updates)));
+    let session_watcher = session.as_ref().map(|(session, _, reopened)| {
+        tokio::spawn(watch_session(
+            session.clone(),
+            Arc::clone(reopened),
+            updates,
+        ))
+    });
 
     let status = loop {
         tokio::select! {
@@ -345,7 +347,7 @@ pub async fn run(args: &ExecArgs) -> Result<u8, Error> {
     if let Some(session_watcher) = session_watcher {
         session_watcher.abort();
     }
-    if let Some((session, _)) = session {
+    if let Some((session, _, _)) = session {
         if let Err(error) = session.close().await {
             eprintln!(
                 "ibkr-oauth exec: the SSO session is closed here, but its logout failed: {}",
@@ -361,20 +363,30 @@ pub async fn run(args: &ExecArgs) -> Result<u8, Error> {
 }
 
 /// Opens the SSO session of `exec --session` with the access tokens of `tokens`; returns it
-/// with the URL the child's `/v1/api` calls go to.
+/// with the URL the child's `/v1/api` calls go to, and what the keeper signals when it opens a
+/// new SSO session.
 async fn open_session(
     args: &ExecArgs,
     settings: &Settings,
     signer: ibkr_oauth::Signer,
     tokens: Arc<dyn TokenSource>,
-) -> Result<(Session, String), Error> {
+) -> Result<(Session, String, Arc<Notify>), Error> {
     let config = settings
         .session_config()?
         .brokerage(args.session.brokerage)
         .tickle_interval(Duration::from_secs(args.session.tickle_interval))
         .build()
         .map_err(|e| Error::Sdk(e.into()))?;
+    let reopened = Arc::new(Notify::new());
     let session = Session::builder(tokens, signer, config)
+        .on_event({
+            let reopened = Arc::clone(&reopened);
+            move |event| {
+                if matches!(event, SessionEvent::Reopened { brokerage: false }) {
+                    reopened.notify_one();
+                }
+            }
+        })
         .base_url(settings.base_url())
         .timeout(settings.timeout())
         .build()
@@ -382,19 +394,23 @@ async fn open_session(
     let status = session.open().await?;
     tracing::info!(%status, "exec: SSO session open");
     let gateway_url = format!("{}/v1/api", session.base_url().trim_end_matches('/'));
-    Ok((session, gateway_url))
+    Ok((session, gateway_url, reopened))
 }
 
 /// Passes on the session's SSO token when it is not the last one passed on: looked at on each
-/// change of the session's state and every [`SSO_LOOK`] (a new SSO session opened by the keeper
-/// may leave the state as it was). `exec`'s loop compares it with what the child has.
-async fn watch_session(session: Session, updates: mpsc::UnboundedSender<Update>) {
+/// change of the session's state and each time the keeper opens a new SSO session (which may
+/// leave the state as it was). `exec`'s loop compares it with what the child has.
+async fn watch_session(
+    session: Session,
+    reopened: Arc<Notify>,
+    updates: mpsc::UnboundedSender<Update>,
+) {
     let mut changes = session.watch();
     let mut last: Option<Arc<SsoToken>> = None;
     loop {
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(SSO_LOOK) => {}
+            () = reopened.notified() => {}
         }
         if !changes.borrow_and_update().state.is_open() {
             continue;
